@@ -1,0 +1,54 @@
+# PokeWatch — the two commands are `make run` and `make test`.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+# Python 3.13: `python3.13` on PATH if it runs, else the newest pyenv 3.13.x.
+PYTHON ?= $(shell for p in python3.13 $$(ls -d $$HOME/.pyenv/versions/3.13.*/bin/python3.13 /root/.pyenv/versions/3.13.*/bin/python3.13 2>/dev/null | sort -V -r); do \
+	  "$$p" -c 'import sys; assert sys.version_info[:2] == (3, 13)' >/dev/null 2>&1 && { command -v "$$p"; break; }; done)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+STORE ?= .pokewatch/store
+CARDS ?= 300
+HISTORY_DAYS ?= 400
+ENV ?= default
+SAM := $(BIN)/sam
+SAM_PY_DIR := $(dir $(PYTHON))
+ARCH ?= x86_64
+
+.PHONY: help venv run pipeline serve test lint format validate build size smoke bench deploy clean
+
+help:
+	@echo "make run       run the pipeline on the sample market, then serve the API on :3000"
+	@echo "make test      run the whole test suite"
+	@echo "make lint      ruff + sam validate --lint + cfn-lint"
+	@echo "make build     sam build (x86_64 here; ARCH=arm64 for the default deploy)"
+	@echo "make bench     run the benchmarks (JSON into bench/results/)"
+	@echo "make deploy    sam build + sam deploy (ENV=default|prod)"
+
+$(STAMP): pyproject.toml
+	@test -n "$(PYTHON)" || { echo "error: Python 3.13 not found (python3.13 on PATH or pyenv 3.13.x)" >&2; exit 1; }
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+venv: $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/pokewatch pipeline run --source sample --store $(STORE) --cards $(CARDS) --history-days $(HISTORY_DAYS)
+	$(BIN)/pokewatch serve --store $(STORE) --host 127.0.0.1 --port 3000
+
+test: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/pytest -n 2 -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+format: $(STAMP)
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+clean:
+	rm -rf .aws-sam .pokewatch .pytest_cache .ruff_cache

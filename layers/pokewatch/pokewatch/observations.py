@@ -1,0 +1,54 @@
+"""What a price source delivers: cards and one market price per card print per day."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+CardId = Annotated[
+    str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._\-]*$")
+]
+
+
+class Card(BaseModel):
+    """The attributes of one card print (a card id + variant)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    card_id: CardId
+    name: str = ""
+    set_id: str
+    set_name: str = ""
+    series: str = ""
+    rarity: str = ""
+    variant: str = ""
+    release_date: dt.date | None = None
+
+
+class PriceObservation(Card):
+    """One market price of one card print on one day, as collected from a source."""
+
+    date: dt.date
+    market_price: float = Field(gt=0)
+    low_price: float | None = Field(default=None, ge=0)
+    high_price: float | None = Field(default=None, ge=0)
+    volume: int | None = Field(default=None, ge=0)
+
+    @field_validator("market_price", "low_price", "high_price")
+    @classmethod
+    def _finite(cls, value: float | None) -> float | None:
+        if value is not None and not math.isfinite(value):
+            raise ValueError("must be a finite number")
+        return value
+
+
+#: Column order of a price history table (raw partitions and the preprocess input).
+HISTORY_COLUMNS: tuple[str, ...] = tuple(PriceObservation.model_fields)
+
+
+def set_id_of(card_id: str) -> str:
+    """The set of a pokemontcg.io card id (`sv3pt5-25_holofoil` → `sv3pt5`)."""
+    return card_id.split("-", 1)[0] if "-" in card_id else "unknown"

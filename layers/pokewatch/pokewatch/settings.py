@@ -1,0 +1,67 @@
+"""One settings object for the whole system, read from `POKEWATCH_*` environment variables.
+
+Defaults work on a laptop: the local store under `.pokewatch/store` and the offline sample market.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Annotated
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Thresholds, horizon, source and store of PokeWatch."""
+
+    model_config = SettingsConfigDict(env_prefix="POKEWATCH_", extra="ignore")
+
+    #: Artifact store URI: `s3://bucket[/prefix]` or a local directory.
+    store: str = ".pokewatch/store"
+
+    # --- collection -------------------------------------------------------------------------
+    source: str = "sample"
+    #: Sets to collect; empty means "every set the source knows".
+    sets: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    csv_input: str | None = None
+    #: Share of bad rows in a CSV above which the run stops instead of skipping them.
+    csv_max_bad_share: float = Field(default=0.05, ge=0, le=1)
+    sample_seed: int = 7
+    sample_cards: int = Field(default=300, ge=1)
+    sample_history_days: int = Field(default=400, ge=1)
+    pokemontcg_api_key_parameter: str | None = None
+    pricetracker_api_key_parameter: str | None = None
+    http_timeout_seconds: float = 10.0
+    http_max_attempts: int = 5
+
+    # --- model ------------------------------------------------------------------------------
+    horizon_days: int = Field(default=28, ge=1, le=365)
+    interval_level: float = Field(default=0.80, gt=0, lt=1)
+    buy_threshold: float = -0.10
+    sell_threshold: float = 0.15
+    #: How many days of per-card history the serving file keeps (for `/cards/{id}`, `date=`).
+    serving_history_days: int = Field(default=120, ge=1)
+
+    # --- quality gate -----------------------------------------------------------------------
+    max_mape: float = 0.20
+    min_card_coverage: float = 0.80
+    #: Relative slack vs. the naive forecast and vs. the champion before a model is rejected.
+    naive_tolerance: float = 0.0
+    champion_tolerance: float = 0.05
+
+    # --- serving ----------------------------------------------------------------------------
+    model_ttl_seconds: float = 60.0
+
+    @field_validator("sets", mode="before")
+    @classmethod
+    def _split_sets(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [s.strip() for s in value.split(",") if s.strip()]
+        return value
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings (read once per cold start)."""
+    return Settings()

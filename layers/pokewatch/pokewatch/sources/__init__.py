@@ -1,0 +1,1 @@
+"""Price sources behind one interface (SPEC section 4)."""

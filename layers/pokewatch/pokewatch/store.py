@@ -1,0 +1,128 @@
+"""The artifact store: the same keys in S3 (`s3://bucket/prefix`) or in a local directory."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Protocol
+from urllib.parse import urlparse
+
+
+class ArtifactNotFound(KeyError):
+    """The key does not exist in the store."""
+
+
+class ArtifactStore(Protocol):
+    """Bytes by key; every put replaces the whole object atomically."""
+
+    uri: str
+
+    def get_bytes(self, key: str) -> bytes: ...
+
+    def put_bytes(
+        self, key: str, data: bytes, content_type: str = "application/octet-stream"
+    ) -> None: ...
+
+    def exists(self, key: str) -> bool: ...
+
+    def list_keys(self, prefix: str) -> list[str]: ...
+
+    def delete(self, key: str) -> None: ...
+
+
+class LocalStore:
+    """A directory on disk; writes go to a temporary file and are renamed into place."""
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.root = Path(root).resolve()
+        self.uri = str(self.root)
+
+    def _path(self, key: str) -> Path:
+        path = (self.root / key).resolve()
+        if not path.is_relative_to(self.root):
+            raise ValueError(f"key escapes the store: {key!r}")
+        return path
+
+    def get_bytes(self, key: str) -> bytes:
+        try:
+            return self._path(key).read_bytes()
+        except FileNotFoundError:
+            raise ArtifactNotFound(key) from None
+
+    def put_bytes(
+        self, key: str, data: bytes, content_type: str = "application/octet-stream"
+    ) -> None:
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    def exists(self, key: str) -> bool:
+        return self._path(key).is_file()
+
+    def list_keys(self, prefix: str) -> list[str]:
+        base = self._path(prefix.rsplit("/", 1)[0]) if "/" in prefix else self.root
+        if not base.exists():
+            return []
+        keys = (p.relative_to(self.root).as_posix() for p in base.rglob("*") if p.is_file())
+        return sorted(k for k in keys if k.startswith(prefix) and not Path(k).name.startswith("."))
+
+    def delete(self, key: str) -> None:
+        self._path(key).unlink(missing_ok=True)
+
+
+class S3Store:
+    """An S3 bucket and optional prefix (boto3 honours `AWS_ENDPOINT_URL`)."""
+
+    def __init__(self, bucket: str, prefix: str = "", client: object | None = None) -> None:
+        import boto3  # imported here so that local use never pays for it
+
+        self.bucket = bucket
+        self.prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
+        self.uri = f"s3://{bucket}/{self.prefix}".rstrip("/")
+        self._s3 = client or boto3.client("s3")
+        self._missing = self._s3.exceptions.NoSuchKey
+
+    def get_bytes(self, key: str) -> bytes:
+        try:
+            return self._s3.get_object(Bucket=self.bucket, Key=self.prefix + key)["Body"].read()
+        except self._missing:
+            raise ArtifactNotFound(key) from None
+
+    def put_bytes(
+        self, key: str, data: bytes, content_type: str = "application/octet-stream"
+    ) -> None:
+        self._s3.put_object(
+            Bucket=self.bucket, Key=self.prefix + key, Body=data, ContentType=content_type
+        )
+
+    def exists(self, key: str) -> bool:
+        found = self._s3.list_objects_v2(Bucket=self.bucket, Prefix=self.prefix + key, MaxKeys=1)
+        return any(o["Key"] == self.prefix + key for o in found.get("Contents", []))
+
+    def list_keys(self, prefix: str) -> list[str]:
+        pages = self._s3.get_paginator("list_objects_v2").paginate(
+            Bucket=self.bucket, Prefix=self.prefix + prefix
+        )
+        n = len(self.prefix)
+        return sorted(o["Key"][n:] for page in pages for o in page.get("Contents", []))
+
+    def delete(self, key: str) -> None:
+        self._s3.delete_object(Bucket=self.bucket, Key=self.prefix + key)
+
+
+def open_store(uri: str) -> ArtifactStore:
+    """The store named by a URI: `s3://bucket[/prefix]` or a local directory path."""
+    if uri.startswith("s3://"):
+        parsed = urlparse(uri)
+        if not parsed.netloc:
+            raise ValueError(f"store URI has no bucket: {uri!r}")
+        return S3Store(parsed.netloc, parsed.path)
+    return LocalStore(uri)
