@@ -1,0 +1,166 @@
+"""The `csv` source: the long CSV format, bad rows with file and line, the real data file."""
+
+from __future__ import annotations
+
+import datetime as dt
+import gzip
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from pokewatch.observations import HISTORY_COLUMNS
+from pokewatch.sources.base import SourceError
+from pokewatch.sources.csv_file import CsvSource, read_long_csv
+
+REAL_CSV = Path(__file__).resolve().parents[2] / "shared/data/tcgplayer_weekly_2024.csv.gz"
+
+HEADER = "card_id,date,market_price,volume,name,set_name,series,rarity,release_date,variant"
+GOOD = [
+    "sv1-1_normal,2024-01-07,1.25,3,Pineco,Scarlet & Violet,SV,Common,2023-03-31,normal",
+    "sv1-1_normal,2024-01-14,1.30,0,Pineco,Scarlet & Violet,SV,Common,2023-03-31,normal",
+    "base1-4_holofoil,2024-01-07,350.0,1,Charizard,Base,Base,Rare Holo,1999-01-09,holofoil",
+    "base1-4_holofoil,2024-01-14,361.5,,Charizard,Base,Base,Rare Holo,1999-01-09,holofoil",
+]
+
+
+def write_csv(path: Path, lines: list[str]) -> Path:
+    path.write_text("\n".join([HEADER, *lines]) + "\n", encoding="utf-8")
+    return path
+
+
+def test_good_rows_become_a_history_table(tmp_path: Path) -> None:
+    result = read_long_csv(write_csv(tmp_path / "p.csv", GOOD))
+
+    history = result.history
+    assert list(history.columns) == list(HISTORY_COLUMNS)
+    assert result.bad_rows == []
+    assert len(history) == 4
+    assert set(history["set_id"]) == {"sv1", "base1"}
+    assert history["date"].dtype == "datetime64[ns]"
+    charizard = history[history["card_id"] == "base1-4_holofoil"]
+    assert charizard["market_price"].tolist() == [350.0, 361.5]
+    assert charizard["volume"].isna().tolist() == [False, True]
+
+
+def test_zero_or_empty_price_is_no_price_not_a_bad_row(tmp_path: Path) -> None:
+    lines = [*GOOD, "sv1-2_normal,2024-01-07,0,,,,,,,", "sv1-3_normal,2024-01-07,,,,,,,,"]
+    result = read_long_csv(write_csv(tmp_path / "p.csv", lines))
+
+    assert result.bad_rows == []
+    assert len(result.history) == 4
+
+
+@pytest.mark.parametrize(
+    ("row", "reason"),
+    [
+        ("sv1-1_normal,2024-02-30,1.0,,,,,,,", "date"),
+        ("sv1-1_normal,yesterday,1.0,,,,,,,", "date"),
+        ("sv1-1_normal,2024-01-21,-3.5,,,,,,,", "market_price"),
+        ("sv1-1_normal,2024-01-21,cheap,,,,,,,", "market_price"),
+        ("sv1-1_normal,2024-01-21,inf,,,,,,,", "market_price"),
+        (",2024-01-21,1.0,,,,,,,", "card_id"),
+        ("sv1 1 normal,2024-01-21,1.0,,,,,,,", "card_id"),
+        ("sv1-1_normal,2024-01-21,1.0,2.5,,,,,,", "volume"),
+        ("sv1-1_normal,2024-01-21,1.0,-1,,,,,,", "volume"),
+        ("sv1-1_normal,2024-01-21,1.0,,,,,,01/01/2023,", "release_date"),
+    ],
+)
+def test_a_bad_row_is_skipped_and_reported_with_file_and_line(
+    tmp_path: Path, row: str, reason: str
+) -> None:
+    path = write_csv(tmp_path / "p.csv", [*GOOD[:2], row, *GOOD[2:]])
+
+    result = read_long_csv(path, max_bad_share=0.5)
+
+    assert len(result.history) == 4
+    [bad] = result.bad_rows
+    assert bad.file == str(path)
+    assert bad.line == 4  # header is line 1, then two good rows
+    assert reason in bad.reason
+
+
+def test_line_numbers_survive_blank_lines(tmp_path: Path) -> None:
+    path = write_csv(tmp_path / "p.csv", [GOOD[0], "", GOOD[1], "sv1-1_normal,nope,1,,,,,,,"])
+
+    result = read_long_csv(path, max_bad_share=0.5)
+
+    assert [b.line for b in result.bad_rows] == [5]
+    assert result.total_rows == 3
+
+
+def test_too_many_bad_rows_reject_the_file_naming_file_count_and_lines(tmp_path: Path) -> None:
+    bad = [f"sv1-{i}_normal,not-a-date,1.0,,,,,,," for i in range(3)]
+    path = write_csv(tmp_path / "p.csv", [*GOOD, *bad])
+
+    with pytest.raises(SourceError) as caught:
+        read_long_csv(path, max_bad_share=0.2)
+
+    message = str(caught.value)
+    assert str(path) in message
+    assert "3 bad rows of 7" in message
+    assert f"{path}:6:" in message and f"{path}:8:" in message
+
+
+def test_bad_share_at_the_threshold_is_accepted(tmp_path: Path) -> None:
+    path = write_csv(tmp_path / "p.csv", [*GOOD, "sv1-9_normal,2024-01-07,-1,,,,,,,"])
+
+    result = read_long_csv(path, max_bad_share=0.2)
+
+    assert len(result.bad_rows) == 1
+    assert result.bad_share == pytest.approx(0.2)
+
+
+def test_missing_required_column_is_an_error(tmp_path: Path) -> None:
+    path = tmp_path / "p.csv"
+    path.write_text("card_id,price\nsv1-1_normal,1.0\n", encoding="utf-8")
+
+    with pytest.raises(SourceError, match=r"date, market_price"):
+        read_long_csv(path)
+
+
+def test_missing_file_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(SourceError, match=r"nothing\.csv"):
+        read_long_csv(tmp_path / "nothing.csv")
+
+
+def test_gzip_and_minimal_columns(tmp_path: Path) -> None:
+    path = tmp_path / "p.csv.gz"
+    with gzip.open(path, "wt", encoding="utf-8") as f:
+        f.write("card_id,date,market_price\nswsh1-25_reverse_holofoil,2024-03-01,2.5\n")
+
+    history = read_long_csv(path).history
+
+    assert history.loc[0, "set_id"] == "swsh1"
+    assert history.loc[0, "variant"] == "reverse_holofoil"  # derived from the card id
+    assert history.loc[0, "market_price"] == 2.5
+
+
+def test_csv_source_lists_sets_by_date_and_collects_a_date_range(tmp_path: Path) -> None:
+    lines = [*GOOD, "sv2-5_holofoil,2024-02-04,9.99,,,,,,,"]
+    source = CsvSource(write_csv(tmp_path / "p.csv", lines))
+
+    assert source.name == "csv"
+    assert source.list_sets(dt.date(2024, 1, 31)) == ["base1", "sv1"]
+    assert source.list_sets(dt.date(2024, 2, 4)) == ["base1", "sv1", "sv2"]
+    assert source.list_sets(dt.date(2023, 1, 1)) == []
+
+    rows = source.collect("sv1", dt.date(2024, 1, 8), dt.date(2024, 1, 14))
+    assert rows["date"].tolist() == [pd.Timestamp("2024-01-14")]
+    assert list(rows.columns) == list(HISTORY_COLUMNS)
+    assert source.collect("nope", dt.date(2024, 1, 1), dt.date(2024, 12, 31)).empty
+
+
+@pytest.mark.skipif(not REAL_CSV.exists(), reason="no shared real data here")
+def test_the_real_csv_loads_every_card_with_a_price() -> None:
+    raw = pd.read_csv(REAL_CSV, usecols=["card_id", "market_price"])
+    result = read_long_csv(REAL_CSV)
+
+    assert result.total_rows == len(raw) == 149_786
+    assert raw["card_id"].nunique() == 2_881
+    assert result.bad_rows == []
+    # Rows priced 0 carry no price; two card prints have no price in any week.
+    priced = raw[raw["market_price"] > 0]
+    assert len(result.history) == len(priced)
+    assert result.history["card_id"].nunique() == priced["card_id"].nunique() == 2_879
+    assert (result.history["market_price"] > 0).all()
+    assert result.history["set_id"].ne("unknown").all()
