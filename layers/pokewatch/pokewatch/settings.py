@@ -33,7 +33,13 @@ class Settings(BaseSettings):
     pokemontcg_api_key_parameter: str | None = None
     pricetracker_api_key_parameter: str | None = None
     http_timeout_seconds: float = 10.0
-    http_max_attempts: int = 5
+    http_max_attempts: int = Field(default=5, ge=1)
+    #: Backoff of the API sources: full jitter under `base * 2**attempt`, capped. A longer
+    #: `Retry-After` ends the attempts at once, so that the state machine's retry waits instead.
+    http_backoff_seconds: float = Field(default=1.0, ge=0)
+    http_backoff_max_seconds: float = Field(default=30.0, ge=0)
+    pokemontcg_url: str = "https://api.pokemontcg.io/v2"
+    pricetracker_url: str = "https://www.pokemonpricetracker.com/api/v2"
 
     # --- model ------------------------------------------------------------------------------
     horizon_days: int = Field(default=28, ge=1, le=365)
