@@ -49,12 +49,24 @@ class Settings(BaseSettings):
     #: How many days of per-card history the serving file keeps (for `/cards/{id}`, `date=`).
     serving_history_days: int = Field(default=120, ge=1)
 
+    # --- backtest (walk-forward, SPEC section 6) ---------------------------------------------
+    #: Span of the origins, ending at the last origin whose actual can be observed.
+    backtest_days: int = Field(default=182, ge=1)
+    #: Minimum spacing of origins (every weekly date; one day in 7 on daily data).
+    backtest_origin_step_days: int = Field(default=7, ge=1)
+    #: How often the model is refitted between origins (each origin uses the latest refit).
+    backtest_refit_days: int = Field(default=28, ge=1)
+    #: Rows the model trains on at most (daily histories of many cards are subsampled).
+    model_max_train_rows: int = Field(default=300_000, ge=1_000)
+
     # --- quality gate -----------------------------------------------------------------------
     max_mape: float = 0.20
     min_card_coverage: float = 0.80
     #: Relative slack vs. the naive forecast and vs. the champion before a model is rejected.
     naive_tolerance: float = 0.0
     champion_tolerance: float = 0.05
+    #: Largest |interval_coverage − interval_level| the gate accepts.
+    interval_coverage_tolerance: float = Field(default=0.10, ge=0, le=1)
 
     # --- serving ----------------------------------------------------------------------------
     model_ttl_seconds: float = 60.0
