@@ -1,0 +1,40 @@
+"""Preprocess: the collected raw history of a source → the history and feature tables of a run."""
+
+from __future__ import annotations
+
+from pokewatch import keys
+from pokewatch.features import build_features
+from pokewatch.history import load_raw_history, to_parquet_bytes
+from pokewatch.settings import Settings
+from pokewatch.steps import CollectFailure, CollectResult, Dataset, PreprocessInput
+from pokewatch.store import ArtifactStore
+
+
+class NoDataCollected(RuntimeError):
+    """Nothing to learn from: every set failed or the source returned no prices."""
+
+
+def build_dataset(request: PreprocessInput, settings: Settings, store: ArtifactStore) -> Dataset:
+    """Read every raw partition of the source up to `as_of`, build the features and write both."""
+    run = request.run
+    collected = [CollectResult.model_validate(r) for r in request.collected if "key" in r]
+    failed = [CollectFailure.model_validate(r) for r in request.collected if "key" not in r]
+    history = load_raw_history(store, run.source, run.as_of)
+    if history.empty:
+        failures = ", ".join(f"{f.set_id} ({f.error})" for f in failed) or "none"
+        raise NoDataCollected(f"no prices collected from {run.source!r}; failed sets: {failures}")
+    features = build_features(history, settings.horizon_days)
+    history_key = keys.features(run.as_of, f"{run.run_id}/history.parquet")
+    features_key = keys.features(run.as_of, f"{run.run_id}/table.parquet")
+    store.put_bytes(history_key, to_parquet_bytes(history))
+    store.put_bytes(features_key, to_parquet_bytes(features))
+    return Dataset(
+        run=run,
+        history_key=history_key,
+        features_key=features_key,
+        rows=len(history),
+        cards=int(history["card_id"].nunique()),
+        data_as_of=history["date"].max().date(),
+        collected_sets=sorted(r.set_id for r in collected),
+        failed_sets=failed,
+    )

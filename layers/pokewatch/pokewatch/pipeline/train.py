@@ -1,0 +1,101 @@
+"""Train: backtest the model on the run's history, fit it on everything known, and write the
+model, its metrics and the serving file under `models/<version>/`."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import resource
+import time
+
+import numpy as np
+import pandas as pd
+
+from pokewatch import keys
+from pokewatch.backtest import walk_forward
+from pokewatch.fair_price_model import FairPriceModel
+from pokewatch.history import from_parquet_bytes
+from pokewatch.serving import CardInfo, ModelFacts, serving_file_bytes
+from pokewatch.settings import Settings
+from pokewatch.steps import Dataset, TrainedModel
+from pokewatch.store import ArtifactStore
+
+#: `date.toordinal()` of 1970-01-01: numpy counts days from there, the serving file from year 1.
+_EPOCH_ORDINAL = dt.date(1970, 1, 1).toordinal()
+
+
+def train_model(dataset: Dataset, settings: Settings, store: ArtifactStore) -> TrainedModel:
+    """Fit, evaluate and write one candidate model version."""
+    started = time.perf_counter()
+    trained_at = dt.datetime.now(dt.UTC)
+    version = f"{trained_at:%Y%m%dT%H%M%S}Z-{dataset.run.run_id[-8:]}"
+    history = from_parquet_bytes(store.get_bytes(dataset.history_key))
+    features = from_parquet_bytes(store.get_bytes(dataset.features_key))
+
+    backtest = walk_forward(history, settings)
+    model = FairPriceModel(settings.horizon_days, settings.interval_level)
+    model.fit(features[features["target"].notna()])
+
+    window_start = pd.Timestamp(dataset.data_as_of) - pd.Timedelta(
+        days=settings.serving_history_days
+    )
+    serving_rows = features[features["date"] >= window_start]
+    predicted = serving_rows[["card_id", "date", "market_price"]].join(model.predict(serving_rows))
+    predicted = predicted.dropna(subset=["fair_price"])
+    facts = ModelFacts(
+        model_version=version,
+        trained_at=trained_at,
+        data_as_of=dataset.data_as_of,
+        horizon_days=settings.horizon_days,
+        interval_level=settings.interval_level,
+    )
+    serving = serving_table_bytes(facts, history, predicted)
+    latest_cards = history.loc[history["date"] >= window_start, "card_id"].nunique()
+    metrics = {
+        "version": version,
+        "trained_at": trained_at.isoformat(),
+        "backtest": backtest.model_dump(),
+        "card_coverage": predicted["card_id"].nunique() / max(latest_cards, 1),
+        "data": dataset.model_dump(mode="json", exclude={"run"}),
+        "run": dataset.run.model_dump(mode="json"),
+        "settings": settings.model_dump(
+            include={"horizon_days", "interval_level", "buy_threshold", "sell_threshold"}
+        ),
+        "train_seconds": round(time.perf_counter() - started, 2),
+        "peak_memory_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+    }
+    store.put_bytes(keys.model_artifact(version, "model.skops"), model.to_bytes())
+    store.put_bytes(keys.model_artifact(version, keys.SERVING_FILE), serving)
+    store.put_bytes(
+        keys.model_artifact(version, "metrics.json"),
+        json.dumps(metrics, indent=1, default=str).encode(),
+        "application/json",
+    )
+    return TrainedModel(run=dataset.run, version=version, dataset=dataset)
+
+
+def serving_table_bytes(facts: ModelFacts, history: pd.DataFrame, predicted: pd.DataFrame) -> bytes:
+    """The serving file of the cards in `predicted` (rows card_id, date, market_price and the
+    fair price columns), with the card attributes of their latest history row."""
+    predicted = predicted.sort_values(["card_id", "date"], kind="stable")
+    attributes = history.drop_duplicates("card_id", keep="last").set_index("card_id")
+    counts = predicted.groupby("card_id", sort=True).size()
+    cards = [
+        CardInfo(
+            card_id=card_id,
+            **{
+                f: str(attributes.at[card_id, f])
+                for f in ("name", "set_id", "set_name", "rarity", "variant")
+            },
+        )
+        for card_id in counts.index
+    ]
+    epoch_days = predicted["date"].to_numpy().astype("datetime64[D]").astype(np.int64)
+    columns = {
+        "day": (epoch_days + _EPOCH_ORDINAL).astype(np.int32),
+        "price": predicted["market_price"].to_numpy(np.float32),
+        "fair": predicted["fair_price"].to_numpy(np.float32),
+        "low": predicted["fair_price_low"].to_numpy(np.float32),
+        "high": predicted["fair_price_high"].to_numpy(np.float32),
+    }
+    return serving_file_bytes(facts, cards, counts.tolist(), columns)

@@ -1,0 +1,148 @@
+"""Answers of the prediction API, computed from a serving table (no pandas, no model object)."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+
+from pokewatch.api_schemas import (
+    CardDetail,
+    CardPage,
+    CardSummary,
+    HistoryPoint,
+    Prediction,
+    PredictRequest,
+)
+from pokewatch.serving import CardInfo, PricePoint, ServingTable
+from pokewatch.signals import deviation_pct, signal_of
+
+#: Rows of history shown by `GET /cards/{card_id}`.
+DETAIL_HISTORY_ROWS = 60
+
+
+class NotFound(LookupError):
+    """A request that names something the table does not have (a 404)."""
+
+
+class UnknownCard(NotFound):
+    """No card with this id."""
+
+
+class NoDataByDate(NotFound):
+    """The card has no price on or before the date asked."""
+
+
+class BadCursor(ValueError):
+    """A listing cursor that this API did not hand out."""
+
+
+def predict(
+    table: ServingTable, request: PredictRequest, buy_threshold: float, sell_threshold: float
+) -> Prediction:
+    """The fair price of a card at the latest row on or before `request.date`."""
+    if table.card(request.card_id) is None:
+        raise UnknownCard(f"unknown card_id {request.card_id!r}")
+    point = table.point_on_or_before(request.card_id, request.date)
+    if point is None:
+        raise NoDataByDate(f"card {request.card_id!r} has no price on or before {request.date}")
+    return _prediction(
+        table, request.card_id, point, request.market_price, buy_threshold, sell_threshold
+    )
+
+
+def card_detail(
+    table: ServingTable, card_id: str, buy_threshold: float, sell_threshold: float
+) -> CardDetail:
+    """One card with its recent history and its latest prediction."""
+    card = table.card(card_id)
+    if card is None:
+        raise UnknownCard(f"unknown card_id {card_id!r}")
+    history = table.history(card_id, DETAIL_HISTORY_ROWS)
+    latest = history[-1]
+    return CardDetail(
+        **_summary(card, latest).model_dump(),
+        history=[HistoryPoint(**_point_fields(p)) for p in history],
+        prediction=_prediction(table, card_id, latest, None, buy_threshold, sell_threshold),
+    )
+
+
+def list_cards(
+    table: ServingTable,
+    *,
+    limit: int,
+    cursor: str | None = None,
+    set_id: str | None = None,
+    query: str | None = None,
+) -> CardPage:
+    """A page of cards filtered by set (id or name) and by a case-insensitive name query."""
+    start = decode_cursor(cursor) if cursor else 0
+    wanted_set = set_id.casefold() if set_id else None
+    needle = query.casefold() if query else None
+    matches = [
+        card
+        for card in table.cards
+        if (wanted_set is None or wanted_set in (card.set_id.casefold(), card.set_name.casefold()))
+        and (needle is None or needle in card.name.casefold() or needle in card.card_id.casefold())
+    ]
+    page = matches[start : start + limit]
+    end = start + len(page)
+    return CardPage(
+        items=[_summary(card, table.latest(card.card_id)) for card in page],
+        next_cursor=encode_cursor(end) if end < len(matches) else None,
+        total=len(matches),
+    )
+
+
+def encode_cursor(offset: int) -> str:
+    """An opaque cursor for the listing position `offset`."""
+    return base64.urlsafe_b64encode(json.dumps({"o": offset}).encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> int:
+    """The listing position in a cursor; BadCursor if it is not one of ours."""
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        offset = json.loads(base64.urlsafe_b64decode(padded.encode()))["o"]
+    except (binascii.Error, ValueError, KeyError, TypeError, UnicodeDecodeError) as exc:
+        raise BadCursor("cursor is not valid; pass back a next_cursor from a listing") from exc
+    if not isinstance(offset, int) or offset < 0:
+        raise BadCursor("cursor is not valid; pass back a next_cursor from a listing")
+    return offset
+
+
+def _summary(card: CardInfo, latest: PricePoint | None) -> CardSummary:
+    assert latest is not None, "every served card has at least one row"
+    return CardSummary(**card.model_dump(), last_price=latest.market_price, last_date=latest.date)
+
+
+def _point_fields(point: PricePoint) -> dict:
+    return {
+        "date": point.date,
+        "market_price": point.market_price,
+        "fair_price": point.fair_price,
+        "fair_price_low": point.fair_price_low,
+        "fair_price_high": point.fair_price_high,
+    }
+
+
+def _prediction(
+    table: ServingTable,
+    card_id: str,
+    point: PricePoint,
+    market_price: float | None,
+    buy_threshold: float,
+    sell_threshold: float,
+) -> Prediction:
+    price = market_price if market_price is not None else point.market_price
+    deviation = deviation_pct(price, point.fair_price)
+    return Prediction(
+        card_id=card_id,
+        date=point.date,
+        market_price=price,
+        **{k: v for k, v in _point_fields(point).items() if k.startswith("fair")},
+        deviation_pct=round(deviation, 4),
+        signal=signal_of(deviation, buy_threshold, sell_threshold),
+        horizon_days=table.facts.horizon_days,
+        model_version=table.facts.model_version,
+    )

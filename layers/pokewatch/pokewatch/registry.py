@@ -1,0 +1,120 @@
+"""The model registry: every run's model under `models/<version>/`, one atomic pointer to the one
+in service (`models/current.json`) and a log of promotions for rollback."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+from pydantic import BaseModel, TypeAdapter
+
+from pokewatch import keys
+from pokewatch.steps import Promotion
+from pokewatch.store import ArtifactNotFound, ArtifactStore
+
+PROMOTION_LOG = "models/promotions.json"
+_LOG = TypeAdapter(list[Promotion])
+
+
+class RegistryError(RuntimeError):
+    """A registry operation that cannot be done (unknown version, nothing to roll back to)."""
+
+
+class ModelSummary(BaseModel):
+    """One version in the registry, for `pokewatch models list`."""
+
+    version: str
+    in_service: bool
+    has_serving_file: bool
+    metrics: dict | None = None
+
+
+def current(store: ArtifactStore) -> Promotion | None:
+    """The promotion record of the model in service, or None when no model is in service."""
+    try:
+        return Promotion.model_validate_json(store.get_bytes(keys.CURRENT_MODEL))
+    except ArtifactNotFound:
+        return None
+
+
+def versions(store: ArtifactStore) -> list[str]:
+    """Every model version in the store, oldest first (versions sort by time)."""
+    found = {
+        key.split("/")[1]
+        for key in store.list_keys("models/")
+        if key.count("/") == 2 and not key.startswith("models/current")
+    }
+    return sorted(found)
+
+
+def list_models(store: ArtifactStore) -> list[ModelSummary]:
+    """Every version with its metrics and whether it is in service."""
+    in_service = current(store)
+    summaries = []
+    for version in versions(store):
+        try:
+            metrics = json.loads(store.get_bytes(keys.model_artifact(version, "metrics.json")))
+        except ArtifactNotFound:
+            metrics = None
+        summaries.append(
+            ModelSummary(
+                version=version,
+                in_service=in_service is not None and in_service.version == version,
+                has_serving_file=store.exists(keys.model_artifact(version, keys.SERVING_FILE)),
+                metrics=metrics,
+            )
+        )
+    return summaries
+
+
+def promote(store: ArtifactStore, version: str, *, data_as_of: dt.date | None = None) -> Promotion:
+    """Put `version` in service with one atomic write of `models/current.json`."""
+    previous = current(store)
+    return _put_in_service(
+        store, version, previous.version if previous else None, data_as_of=data_as_of
+    )
+
+
+def rollback(store: ArtifactStore) -> Promotion:
+    """Put back in service the model that was in service before the current one; repeated
+    rollbacks walk further back through the promotion log."""
+    in_service = current(store)
+    if in_service is None or in_service.previous_version is None:
+        raise RegistryError("there is no earlier model to roll back to")
+    earlier = next(
+        (p for p in reversed(_read_log(store)) if p.version == in_service.previous_version), None
+    )
+    return _put_in_service(
+        store,
+        in_service.previous_version,
+        earlier.previous_version if earlier else None,
+        data_as_of=earlier.data_as_of if earlier else None,
+    )
+
+
+def _put_in_service(
+    store: ArtifactStore, version: str, previous_version: str | None, *, data_as_of: dt.date | None
+) -> Promotion:
+    if not store.exists(keys.model_artifact(version, keys.SERVING_FILE)):
+        raise RegistryError(f"model {version!r} has no serving file; it cannot be put in service")
+    record = Promotion(
+        version=version,
+        promoted_at=dt.datetime.now(dt.UTC),
+        previous_version=previous_version,
+        data_as_of=data_as_of,
+    )
+    log = _read_log(store)
+    log.append(record)
+    store.put_bytes(PROMOTION_LOG, _LOG.dump_json(log, indent=1), "application/json")
+    # The pointer is written last: readers see either the old model or the new one, never half.
+    store.put_bytes(
+        keys.CURRENT_MODEL, record.model_dump_json(indent=1).encode(), "application/json"
+    )
+    return record
+
+
+def _read_log(store: ArtifactStore) -> list[Promotion]:
+    try:
+        return _LOG.validate_json(store.get_bytes(PROMOTION_LOG))
+    except ArtifactNotFound:
+        return []

@@ -1,0 +1,173 @@
+"""The serving table: what the prediction API needs, nothing more, in a compact binary file.
+
+Layout of `models/<version>/serving.bin`: the magic line, a little-endian u32 header length, a
+JSON header (model facts and one entry per card with the offset and count of its rows), then five
+column arrays over all rows sorted by card and date: day ordinals (int32) and market price, fair
+price, low and high (float32). Loading is a JSON parse of the header and five `frombytes`, so the
+API's cold start does not pay for pandas, numpy or a per-row parse.
+"""
+
+from __future__ import annotations
+
+import bisect
+import datetime as dt
+import json
+import struct
+from array import array
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from pydantic import BaseModel
+
+MAGIC = b"PKWSERVING1\n"
+_COLUMNS = ("day", "price", "fair", "low", "high")
+_TYPECODES = {"day": "i", "price": "f", "fair": "f", "low": "f", "high": "f"}
+
+
+class ServingFormatError(ValueError):
+    """The serving file is not one this code can read."""
+
+
+class ModelFacts(BaseModel):
+    """What the header says about the model behind the table."""
+
+    model_version: str
+    trained_at: dt.datetime
+    data_as_of: dt.date
+    horizon_days: int
+    interval_level: float
+
+
+class CardInfo(BaseModel):
+    """The listing attributes of one card print."""
+
+    card_id: str
+    name: str
+    set_id: str
+    set_name: str
+    rarity: str
+    variant: str
+
+
+@dataclass(frozen=True, slots=True)
+class PricePoint:
+    """One served row: the market price of a card on a day and the fair price predicted then."""
+
+    date: dt.date
+    market_price: float
+    fair_price: float
+    fair_price_low: float
+    fair_price_high: float
+
+
+class ServingTable:
+    """Cards, their recent prices and fair prices; looked up by card id and date."""
+
+    def __init__(
+        self,
+        facts: ModelFacts,
+        cards: list[CardInfo],
+        offsets: list[int],
+        columns: dict[str, array],
+    ) -> None:
+        self.facts = facts
+        self.cards = cards
+        self._offsets = offsets
+        self._columns = columns
+        self._index = {card.card_id: i for i, card in enumerate(cards)}
+
+    # --- reading ----------------------------------------------------------------------------
+    @classmethod
+    def from_bytes(cls, data: bytes) -> ServingTable:
+        """Parse a serving file; raises ServingFormatError on anything malformed."""
+        if not data.startswith(MAGIC) or len(data) < len(MAGIC) + 4:
+            raise ServingFormatError("not a PokeWatch serving file (bad magic)")
+        (header_len,) = struct.unpack_from("<I", data, len(MAGIC))
+        start = len(MAGIC) + 4
+        try:
+            header = json.loads(data[start : start + header_len])
+            facts = ModelFacts.model_validate(header["model"])
+            fields = header["card_fields"]
+            cards = [CardInfo(**dict(zip(fields, row, strict=True))) for row in header["cards"]]
+            offsets = header["offsets"]
+            n_rows = header["rows"]
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ServingFormatError(f"serving file header is invalid: {exc}") from exc
+        if len(offsets) != len(cards) + 1 or offsets[-1] != n_rows:
+            raise ServingFormatError("serving file offsets do not match its rows")
+        columns: dict[str, array] = {}
+        position = start + header_len
+        for name in _COLUMNS:
+            column = array(_TYPECODES[name])
+            size = column.itemsize * n_rows
+            if position + size > len(data):
+                raise ServingFormatError(f"serving file is truncated in column {name!r}")
+            column.frombytes(data[position : position + size])
+            columns[name] = column
+            position += size
+        return cls(facts, cards, offsets, columns)
+
+    def card(self, card_id: str) -> CardInfo | None:
+        """The card with this id, or None."""
+        i = self._index.get(card_id)
+        return None if i is None else self.cards[i]
+
+    def history(self, card_id: str, limit: int | None = None) -> list[PricePoint]:
+        """The card's served rows, oldest first (the last `limit` of them)."""
+        i = self._index[card_id]
+        lo, hi = self._offsets[i], self._offsets[i + 1]
+        if limit is not None:
+            lo = max(lo, hi - limit)
+        return [self._point(r) for r in range(lo, hi)]
+
+    def point_on_or_before(self, card_id: str, day: dt.date | None) -> PricePoint | None:
+        """The card's latest row on or before `day` (the latest row when `day` is None)."""
+        i = self._index[card_id]
+        lo, hi = self._offsets[i], self._offsets[i + 1]
+        if day is None:
+            return self._point(hi - 1) if hi > lo else None
+        r = bisect.bisect_right(self._columns["day"], day.toordinal(), lo, hi) - 1
+        return self._point(r) if r >= lo else None
+
+    def latest(self, card_id: str) -> PricePoint | None:
+        """The card's latest row."""
+        return self.point_on_or_before(card_id, None)
+
+    def _point(self, r: int) -> PricePoint:
+        c = self._columns
+        return PricePoint(
+            date=dt.date.fromordinal(c["day"][r]),
+            market_price=round(c["price"][r], 2),
+            fair_price=round(c["fair"][r], 2),
+            fair_price_low=round(c["low"][r], 2),
+            fair_price_high=round(c["high"][r], 2),
+        )
+
+
+def serving_file_bytes(
+    facts: ModelFacts,
+    cards: Sequence[CardInfo],
+    counts: Sequence[int],
+    columns: dict[str, object],
+) -> bytes:
+    """Write a serving file. `columns` maps day/price/fair/low/high to sequences (numpy arrays or
+    lists) over all rows, grouped by card in the order of `cards`, each card's rows by date."""
+    offsets = [0]
+    for n in counts:
+        offsets.append(offsets[-1] + n)
+    fields = list(CardInfo.model_fields)
+    header = {
+        "model": facts.model_dump(mode="json"),
+        "card_fields": fields,
+        "cards": [[getattr(card, f) for f in fields] for card in cards],
+        "offsets": offsets,
+        "rows": offsets[-1],
+    }
+    header_bytes = json.dumps(header, separators=(",", ":")).encode()
+    parts = [MAGIC, struct.pack("<I", len(header_bytes)), header_bytes]
+    for name in _COLUMNS:
+        column = array(_TYPECODES[name], columns[name])
+        if len(column) != offsets[-1]:
+            raise ValueError(f"column {name!r} has {len(column)} rows, expected {offsets[-1]}")
+        parts.append(column.tobytes())
+    return b"".join(parts)

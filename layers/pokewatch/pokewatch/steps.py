@@ -1,0 +1,123 @@
+"""The small JSON documents that flow between the pipeline's states (URIs and counts, never data).
+
+Each Lambda of the pipeline validates its input with one of these models and answers with another,
+so a malformed event fails at the boundary with a message naming the field.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class StepModel(BaseModel):
+    """Base of every step document: unknown fields are tolerated (Step Functions adds some)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+
+class RunRequest(StepModel):
+    """The execution input: what the schedule or `pokewatch pipeline run` asks for."""
+
+    source: str | None = None
+    as_of: dt.date | None = None
+    sets: list[str] | None = None
+    input: str | None = Field(default=None, description="CSV path or URI for the csv source")
+    cards: int | None = Field(default=None, ge=1, description="sample market size")
+    history_days: int | None = Field(default=None, ge=1, description="backfill on a first run")
+
+
+class RunConfig(StepModel):
+    """The resolved run: every later step reads its parameters from here."""
+
+    run_id: str
+    source: str
+    as_of: dt.date
+    input: str | None = None
+    cards: int | None = None
+    history_days: int | None = None
+
+
+class CollectItem(StepModel):
+    """One Map iteration: collect one set for the days `start..end`."""
+
+    run: RunConfig
+    set_id: str
+    start: dt.date
+    end: dt.date
+
+
+class CollectResult(StepModel):
+    """What one Map iteration wrote."""
+
+    set_id: str
+    key: str
+    rows: int
+    cards: int
+
+
+class Plan(StepModel):
+    """The plan step's answer: the run and the Map's items."""
+
+    run: RunConfig
+    items: list[CollectItem]
+
+
+class CollectFailure(StepModel):
+    """A Map iteration that failed after its retries (caught so the other sets go on)."""
+
+    set_id: str
+    error: str = Field(validation_alias="Error", default="Unknown")
+    cause: str = Field(validation_alias="Cause", default="")
+
+
+class PreprocessInput(StepModel):
+    """The Map's results next to the run."""
+
+    run: RunConfig
+    collected: list[dict]
+
+
+class Dataset(StepModel):
+    """The preprocess step's answer: where the history and the training table are."""
+
+    run: RunConfig
+    history_key: str
+    features_key: str
+    rows: int
+    cards: int
+    data_as_of: dt.date
+    collected_sets: list[str]
+    failed_sets: list[CollectFailure] = Field(default_factory=list)
+
+
+class TrainedModel(StepModel):
+    """The train step's answer: the candidate model version and its files."""
+
+    run: RunConfig
+    version: str
+    dataset: Dataset
+
+
+class GateResult(StepModel):
+    """The validate step's verdict on a candidate, as the Choice state reads it."""
+
+    passed: bool
+    reasons: list[str]
+    summary: str
+
+
+class ValidatedModel(TrainedModel):
+    """The validate step's answer."""
+
+    gate: GateResult
+
+
+class Promotion(StepModel):
+    """The promote step's answer (and the content of `models/current.json`)."""
+
+    version: str
+    promoted_at: dt.datetime
+    previous_version: str | None = None
+    data_as_of: dt.date | None = None
