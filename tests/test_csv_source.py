@@ -126,13 +126,15 @@ def test_missing_file_is_an_error(tmp_path: Path) -> None:
 def test_gzip_and_minimal_columns(tmp_path: Path) -> None:
     path = tmp_path / "p.csv.gz"
     with gzip.open(path, "wt", encoding="utf-8") as f:
-        f.write("card_id,date,market_price\nswsh1-25_reverse_holofoil,2024-03-01,2.5\n")
+        f.write("card_id,date,market_price\n")
+        f.write("swsh1-25_reverse_holofoil,2024-03-01,2.5\ncel25c-17_A_holofoil,2024-03-01,99\n")
 
     history = read_long_csv(path).history
 
-    assert history.loc[0, "set_id"] == "swsh1"
-    assert history.loc[0, "variant"] == "reverse_holofoil"  # derived from the card id
-    assert history.loc[0, "market_price"] == 2.5
+    assert history["set_id"].tolist() == ["swsh1", "cel25c"]
+    # Derived from the card id, whose pokemontcg.io part may contain `_` itself.
+    assert history["variant"].tolist() == ["reverse_holofoil", "holofoil"]
+    assert history["market_price"].tolist() == [2.5, 99.0]
 
 
 def test_csv_source_lists_sets_by_date_and_collects_a_date_range(tmp_path: Path) -> None:

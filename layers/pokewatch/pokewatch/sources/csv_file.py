@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from pokewatch.observations import HISTORY_COLUMNS, PriceObservation, set_id_of
 from pokewatch.sources.base import SourceError, normalise_history
+from pokewatch.sources.variants import VARIANT_SUFFIX
 
 logger = logging.getLogger(__name__)
 
@@ -193,9 +194,9 @@ def _history(good: pd.DataFrame) -> pd.DataFrame:
     for column in TEXT_COLUMNS:
         if column not in frame.columns:
             frame[column] = ""
-    # The card id ends with `_<variant>` (pokemontcg.io ids have no `_`): the variant of a row
-    # that does not name one.
-    frame["variant"] = frame["variant"].where(frame["variant"] != "", ids.str.partition("_")[2])
+    # A card print id ends with `_<variant>`: the variant of a row that does not name one.
+    suffix = ids.str.extract(VARIANT_SUFFIX, expand=False).fillna("")
+    frame["variant"] = frame["variant"].where(frame["variant"] != "", suffix)
     return normalise_history(frame.reindex(columns=list(HISTORY_COLUMNS)))
 
 
