@@ -1,0 +1,210 @@
+"""The `pokemontcg` source: TCGplayer market prices from the pokemontcg.io v2 API.
+
+`GET /cards?q=set.id:<set>` lists the cards of a set with `tcgplayer.prices.<variant>`
+(`low`, `mid`, `high`, `market`, `directLow`) and the day TCGplayer last updated them. Each
+variant with a market price becomes one observation of the card print `<card id>_<variant>`,
+dated by `tcgplayer.updatedAt`.
+
+The API only knows today's prices: it cannot backfill. `collect(set, start, end)` returns the
+current snapshot when it is dated on or before `end` (an older `updatedAt` is kept: it is the
+latest price there is), and nothing for a range that ends before it. Use `pricetracker` or
+`csv` for history.
+
+The key (header `X-Api-Key`) is optional for pokemontcg.io, which then allows fewer calls.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Iterable, Iterator
+from typing import Annotated, Any
+
+import pandas as pd
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+
+from pokewatch.observations import PriceObservation
+from pokewatch.settings import Settings
+from pokewatch.sources.base import normalise_history, observations_to_frame
+from pokewatch.sources.http import HttpClient
+from pokewatch.sources.secrets import ApiKey
+from pokewatch.sources.variants import card_print_id, variant_name
+
+logger = logging.getLogger(__name__)
+
+PAGE_SIZE = 250  # the largest page pokemontcg.io serves
+#: Only the card fields the source reads (smaller, faster responses).
+CARD_FIELDS = "id,name,number,rarity,set,tcgplayer"
+
+
+def _slash_date(value: object) -> object:
+    """pokemontcg.io writes dates as `YYYY/MM/DD` (sometimes followed by a time)."""
+    if isinstance(value, str):
+        return value.strip().split(" ", 1)[0].replace("/", "-")
+    return value
+
+
+SlashDate = Annotated[dt.date, BeforeValidator(_slash_date)]
+
+
+class _ApiModel(BaseModel):
+    # The API adds fields over time; only what is read here is validated.
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class TcgPlayerPrice(_ApiModel):
+    """The prices of one variant; any of them may be null."""
+
+    low: float | None = None
+    mid: float | None = None
+    high: float | None = None
+    market: float | None = None
+    direct_low: float | None = Field(default=None, alias="directLow")
+
+
+class TcgPlayer(_ApiModel):
+    """The `tcgplayer` block of a card."""
+
+    url: str | None = None
+    updated_at: SlashDate = Field(alias="updatedAt")
+    prices: dict[str, TcgPlayerPrice | None] = Field(default_factory=dict)
+
+
+class PokemonTcgSet(_ApiModel):
+    """A set, as embedded in a card and as listed by `/sets`."""
+
+    id: str
+    name: str = ""
+    series: str = ""
+    release_date: SlashDate | None = Field(default=None, alias="releaseDate")
+
+
+class PokemonTcgCard(_ApiModel):
+    """A card of `/cards`; `tcgplayer` is missing for cards TCGplayer does not sell."""
+
+    id: str
+    name: str = ""
+    number: str = ""
+    rarity: str = ""
+    set: PokemonTcgSet
+    tcgplayer: TcgPlayer | None = None
+
+
+class Page[T](_ApiModel):
+    """One page of a pokemontcg.io list response."""
+
+    data: list[T]
+    page: int = 1
+    page_size: int = Field(default=PAGE_SIZE, alias="pageSize")
+    count: int = 0
+    total_count: int = Field(default=0, alias="totalCount")
+
+    @property
+    def is_last(self) -> bool:
+        """No more pages: the data is exhausted (or the server says so)."""
+        return not self.data or self.page * self.page_size >= self.total_count
+
+
+def observations_frame(candidates: Iterable[dict[str, Any]], where: str) -> pd.DataFrame:
+    """A history table of the candidate observations that validate; the others are logged and
+    skipped, so that one odd card does not lose a whole set."""
+    good: list[PriceObservation] = []
+    for fields in candidates:
+        try:
+            good.append(PriceObservation.model_validate(fields))
+        except ValidationError as e:
+            first = e.errors()[0]
+            logger.warning(
+                "%s: skipped %s (%s: %s)",
+                where,
+                fields.get("card_id"),
+                ".".join(str(p) for p in first["loc"]),
+                first["msg"],
+            )
+    return observations_to_frame(good) if good else normalise_history(pd.DataFrame())
+
+
+class PokemonTcgSource:
+    """A `PriceSource` over the pokemontcg.io v2 API."""
+
+    name = "pokemontcg"
+
+    def __init__(self, client: HttpClient, sets: Iterable[str] = ()) -> None:
+        self.client = client
+        #: Sets to collect; empty: every set released by the day asked.
+        self.sets = list(sets)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> PokemonTcgSource:
+        """The source with the key parameter, URL, sets and retry budget of `settings`."""
+        key = ApiKey(settings.pokemontcg_api_key_parameter)
+
+        def headers() -> dict[str, str]:
+            value = key.get()
+            return {"X-Api-Key": value} if value else {}
+
+        client = HttpClient.from_settings(
+            settings, settings.pokemontcg_url, headers=headers, secrets=key.known
+        )
+        return cls(client, settings.sets)
+
+    def list_sets(self, as_of: dt.date) -> list[str]:
+        """The configured sets, or every set released on or before `as_of`, oldest first."""
+        if self.sets:
+            return list(self.sets)
+        released = [
+            s
+            for s in self._paged("sets", PokemonTcgSet, {"orderBy": "releaseDate"})
+            if s.release_date is not None and s.release_date <= as_of
+        ]
+        return [s.id for s in sorted(released, key=lambda s: (s.release_date, s.id))]
+
+    def collect(self, set_id: str, start: dt.date, end: dt.date) -> pd.DataFrame:
+        """The current prices of every card print of `set_id` dated on or before `end`.
+
+        `start` is not used: the API has no history, and the latest price it has is the
+        observation of its own date."""
+        params = {"q": f"set.id:{set_id}", "select": CARD_FIELDS}
+        cards = self._paged("cards", PokemonTcgCard, params)
+        candidates = (
+            row for card in cards for row in self._observations(card) if row["date"] <= end
+        )
+        return observations_frame(candidates, where=f"{self.name} set {set_id}")
+
+    def _paged[M: BaseModel](
+        self, path: str, model: type[M], params: dict[str, str]
+    ) -> Iterator[M]:
+        """Every item of a paged list, page after page."""
+        number = 1
+        while True:
+            page = self.client.get_model(
+                path, Page[model], {**params, "page": number, "pageSize": PAGE_SIZE}
+            )
+            yield from page.data
+            if page.is_last:
+                return
+            number += 1
+
+    @staticmethod
+    def _observations(card: PokemonTcgCard) -> Iterator[dict[str, Any]]:
+        """One candidate observation per variant with a market price."""
+        if card.tcgplayer is None:
+            return
+        for key, price in card.tcgplayer.prices.items():
+            if price is None or not price.market:  # null or 0: no price, as in the CSV format
+                continue
+            variant = variant_name(key)
+            yield {
+                "card_id": card_print_id(card.id, variant),
+                "name": card.name,
+                "set_id": card.set.id,
+                "set_name": card.set.name,
+                "series": card.set.series,
+                "rarity": card.rarity,
+                "variant": variant,
+                "release_date": card.set.release_date,
+                "date": card.tcgplayer.updated_at,
+                "market_price": price.market,
+                "low_price": price.low,
+                "high_price": price.high,
+            }
