@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from pokewatch_local.asl import (
     DefinitionError,
     ExecutionEvent,
+    ExecutionResult,
     StateMachine,
     TaskContext,
     UnsupportedFeature,
@@ -66,12 +67,20 @@ def task(resource: str = "fn", **fields: Any) -> dict[str, Any]:
     return {"Type": "Task", "Resource": resource, "End": True, **fields}
 
 
-def run(definition: dict[str, Any], data: Any = None, invoke: Any = None, **kwargs: Any) -> Any:
+def run_timed(
+    definition: dict[str, Any], data: Any = None, invoke: Any = None, **kwargs: Any
+) -> tuple[ExecutionResult, list[float]]:
+    """Run ``definition`` on ``data`` (default ``{}``); returns the result and every sleep."""
     sleeps: list[float] = []
     sm = StateMachine(definition, invoke or Recorder(), sleep=sleeps.append, **kwargs)
-    result = sm.run({} if data is None else data, execution_name="exec-1")
-    result.sleeps = sleeps  # type: ignore[attr-defined]
-    return result
+    return sm.run({} if data is None else data, execution_name="exec-1"), sleeps
+
+
+def run(
+    definition: dict[str, Any], data: Any = None, invoke: Any = None, **kwargs: Any
+) -> ExecutionResult:
+    """Run ``definition`` on ``data`` (default ``{}``) with sleeps skipped."""
+    return run_timed(definition, data, invoke, **kwargs)[0]
 
 
 # --- data flow -------------------------------------------------------------------------------
@@ -177,16 +186,18 @@ def test_retry_sleeps_interval_times_backoff_power_then_succeeds() -> None:
     retry = [
         {"ErrorEquals": ["Transient"], "IntervalSeconds": 2, "BackoffRate": 3, "MaxAttempts": 3}
     ]
-    result = run(machine({"T": task(Retry=retry)}), invoke=invoke)
+    result, sleeps = run_timed(machine({"T": task(Retry=retry)}), invoke=invoke)
     assert result.status == "SUCCEEDED"
-    assert result.sleeps == [2.0, 6.0, 18.0]
+    assert sleeps == [2.0, 6.0, 18.0]
     assert [call[2].attempt for call in invoke.calls] == [0, 1, 2, 3]
 
 
 def test_retry_defaults_are_one_second_backoff_two_three_attempts() -> None:
     invoke = Recorder(fn=failing(10))
-    result = run(machine({"T": task(Retry=[{"ErrorEquals": ["States.ALL"]}])}), invoke=invoke)
-    assert result.sleeps == [1.0, 2.0, 4.0]
+    result, sleeps = run_timed(
+        machine({"T": task(Retry=[{"ErrorEquals": ["States.ALL"]}])}), invoke=invoke
+    )
+    assert sleeps == [1.0, 2.0, 4.0]
     assert len(invoke.calls) == 4
     assert result.error == "Transient"
     assert json.loads(result.cause) == {"errorMessage": "failure 6", "errorType": "Transient"}
@@ -194,11 +205,11 @@ def test_retry_defaults_are_one_second_backoff_two_three_attempts() -> None:
 
 def test_max_attempts_zero_never_retries() -> None:
     invoke = Recorder(fn=failing(1))
-    result = run(
+    result, sleeps = run_timed(
         machine({"T": task(Retry=[{"ErrorEquals": ["Transient"], "MaxAttempts": 0}])}),
         invoke=invoke,
     )
-    assert result.status == "FAILED" and len(invoke.calls) == 1 and result.sleeps == []
+    assert result.status == "FAILED" and len(invoke.calls) == 1 and sleeps == []
 
 
 def test_max_delay_caps_and_full_jitter_scales_by_random() -> None:
@@ -210,17 +221,18 @@ def test_max_delay_caps_and_full_jitter_scales_by_random() -> None:
             "MaxDelaySeconds": 10,
         }
     ]
-    assert run(machine({"T": task(Retry=retry)}), invoke=Recorder(fn=failing(4))).sleeps == [
+    _, sleeps = run_timed(machine({"T": task(Retry=retry)}), invoke=Recorder(fn=failing(4)))
+    assert sleeps == [
         3,
         6,
         10,
         10,
     ]
     jittered = [{**retry[0], "JitterStrategy": "FULL"}]
-    result = run(
+    _, sleeps = run_timed(
         machine({"T": task(Retry=jittered)}), invoke=Recorder(fn=failing(2)), random=lambda: 0.5
     )
-    assert result.sleeps == [1.5, 3.0]
+    assert sleeps == [1.5, 3.0]
 
 
 def test_each_retrier_keeps_its_own_attempt_count() -> None:
@@ -235,9 +247,9 @@ def test_each_retrier_keeps_its_own_attempt_count() -> None:
         {"ErrorEquals": ["Transient"], "MaxAttempts": 2, "IntervalSeconds": 1},
         {"ErrorEquals": ["Lambda.ServiceException"], "MaxAttempts": 2, "IntervalSeconds": 5},
     ]
-    result = run(machine({"T": task(Retry=retry)}), invoke=Recorder(fn=handler))
+    result, sleeps = run_timed(machine({"T": task(Retry=retry)}), invoke=Recorder(fn=handler))
     assert result.output == "done"
-    assert result.sleeps == [1.0, 5.0, 2.0, 10.0]
+    assert sleeps == [1.0, 5.0, 2.0, 10.0]
 
 
 def test_error_name_attribute_overrides_class_name() -> None:
@@ -389,9 +401,8 @@ def test_fail_state_with_literal_and_path_error_and_cause() -> None:
 
 def test_wait_variants_sleep_through_the_injected_sleep() -> None:
     def wait_for(state: dict[str, Any], data: Any) -> list[float]:
-        return run(
-            machine({"W": {"Type": "Wait", "End": True, **state}}), data, clock=lambda: 100.0
-        ).sleeps
+        definition = machine({"W": {"Type": "Wait", "End": True, **state}})
+        return run_timed(definition, data, clock=lambda: 100.0)[1]
 
     assert wait_for({"Seconds": 3}, {}) == [3.0]
     assert wait_for({"SecondsPath": "$.s"}, {"s": 7}) == [7.0]
