@@ -1,0 +1,271 @@
+"""The `pokewatch` command (SPEC section 8): pipeline run, serve, invoke, backtest, models."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+DEFAULT_STORE = ".pokewatch/store"
+
+
+class CliError(Exception):
+    """A problem to report in one line, with exit code 2."""
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `pokewatch` command."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.command(args) or 0)
+    except CliError as exc:
+        print(f"pokewatch: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="pokewatch", description="PokeWatch: Pokémon card fair prices, locally."
+    )
+    parser.add_argument(
+        "--template", default=None, help="SAM template (default: template.yaml of the project)"
+    )
+    commands = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    pipeline = commands.add_parser("pipeline", help="the daily pipeline")
+    pipeline_commands = pipeline.add_subparsers(required=True, metavar="ACTION")
+    run = pipeline_commands.add_parser("run", help="run statemachine/pipeline.asl.json locally")
+    _store_option(run)
+    run.add_argument("--source", choices=["sample", "pokemontcg", "pricetracker", "csv"])
+    run.add_argument("--input", help="CSV file for --source csv")
+    run.add_argument("--as-of", type=_date, help="collection day, YYYY-MM-DD (default: today)")
+    run.add_argument("--cards", type=_positive, help="size of the sample market")
+    run.add_argument("--history-days", type=_positive, help="history to backfill on a first run")
+    run.add_argument("--sets", help="comma-separated set ids to collect (default: all)")
+    run.add_argument("--no-wait", action="store_true", help="retry without waiting (tests)")
+    run.set_defaults(command=_pipeline_run)
+
+    serve = commands.add_parser("serve", help="serve the API as API Gateway would")
+    _store_option(serve)
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=3000)
+    serve.set_defaults(command=_serve)
+
+    invoke = commands.add_parser("invoke", help="invoke one function (no-Docker sam local invoke)")
+    _store_option(invoke)
+    invoke.add_argument("function", help="function folder (collect) or logical id")
+    invoke.add_argument("--event", type=Path, help="event JSON file (default: {})")
+    invoke.set_defaults(command=_invoke)
+
+    backtest = commands.add_parser("backtest", help="walk-forward backtest on a long CSV")
+    backtest.add_argument("--input", required=True, type=Path)
+    backtest.add_argument("--horizon-days", type=_positive, default=None)
+    backtest.add_argument("--json", action="store_true", help="print one JSON object")
+    backtest.set_defaults(command=_backtest)
+
+    models = commands.add_parser("models", help="the model registry")
+    model_commands = models.add_subparsers(required=True, metavar="ACTION")
+    listing = model_commands.add_parser("list", help="every model version")
+    _store_option(listing)
+    listing.set_defaults(command=_models_list)
+    promote = model_commands.add_parser("promote", help="put a version in service")
+    _store_option(promote)
+    promote.add_argument("version")
+    promote.set_defaults(command=_models_promote)
+    rollback = model_commands.add_parser("rollback", help="back to the previous model")
+    _store_option(rollback)
+    rollback.set_defaults(command=_models_rollback)
+    return parser
+
+
+def _store_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--store",
+        default=os.environ.get("POKEWATCH_STORE", DEFAULT_STORE),
+        help="artifact store: a directory or s3://bucket[/prefix] (default: %(default)s)",
+    )
+
+
+def _date(text: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {text!r}") from None
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1: {value}")
+    return value
+
+
+def _template(args: argparse.Namespace) -> Any:
+    from pokewatch_local.template import SamTemplate, TemplateError
+
+    path = Path(args.template) if args.template else _find_template()
+    try:
+        return SamTemplate(path)
+    except TemplateError as exc:
+        raise CliError(str(exc)) from exc
+
+
+def _find_template() -> Path:
+    """template.yaml in the working directory or above it, else the project's own."""
+    for folder in [Path.cwd(), *Path.cwd().parents]:
+        if (folder / "template.yaml").is_file() and (folder / "statemachine").is_dir():
+            return folder / "template.yaml"
+    project = Path(__file__).resolve().parents[2] / "template.yaml"
+    if project.is_file():
+        return project
+    raise CliError("template.yaml not found; run from the project or pass --template")
+
+
+def _open_store(uri: str) -> Any:
+    from pokewatch.store import open_store
+
+    try:
+        return open_store(uri)
+    except ValueError as exc:
+        raise CliError(str(exc)) from exc
+
+
+def _pipeline_run(args: argparse.Namespace) -> int:
+    from pokewatch_local.runner import run_pipeline
+
+    if args.source == "csv" and not args.input:
+        raise CliError("--source csv needs --input PATH")
+    if args.input and not args.input.startswith("s3://") and not Path(args.input).is_file():
+        raise CliError(f"--input: no such file: {args.input}")
+    request = {
+        "source": args.source,
+        "as_of": args.as_of.isoformat() if args.as_of else None,
+        "input": str(Path(args.input).resolve()) if args.input else None,
+        "cards": args.cards,
+        "history_days": args.history_days,
+        "sets": [s.strip() for s in args.sets.split(",") if s.strip()] if args.sets else None,
+    }
+    request = {k: v for k, v in request.items() if v is not None}
+    store = _open_store(args.store)
+    print(f"PokeWatch pipeline → store {store.uri}")
+    result = run_pipeline(
+        _template(args), store, request, sleep=(lambda _: None) if args.no_wait else None
+    )
+    if result.status == "SUCCEEDED":
+        print(json.dumps(result.output, indent=1))
+        return 0
+    print(f"pipeline failed: {result.error}: {result.cause}", file=sys.stderr)
+    return 1
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from pokewatch_local.lambda_runtime import LocalLambda
+    from pokewatch_local.server import ApiGatewayApp, make_server
+
+    store = _open_store(args.store)
+    template = _template(args)
+    lambdas = LocalLambda(template, {"POKEWATCH_STORE": store.uri})
+    server = make_server(ApiGatewayApp(template, lambdas), args.host, args.port)
+    url = f"http://{args.host}:{server.effective_port}"
+    print(f"PokeWatch API on {url} (store {store.uri})")
+    print(f"  try: curl {url}/health   (Ctrl-C stops)", flush=True)
+    try:
+        server.run()
+    finally:
+        server.close()
+    return 0
+
+
+def _invoke(args: argparse.Namespace) -> int:
+    from pokewatch_local.lambda_runtime import LocalLambda
+
+    event: Any = {}
+    if args.event:
+        try:
+            event = json.loads(args.event.read_text())
+        except OSError as exc:
+            raise CliError(f"--event: cannot read {args.event}: {exc.strerror}") from exc
+        except json.JSONDecodeError as exc:
+            raise CliError(f"--event: {args.event}:{exc.lineno}:{exc.colno}: {exc.msg}") from exc
+    store = _open_store(args.store)
+    template = _template(args)
+    from pokewatch_local.template import TemplateError
+
+    try:
+        spec = template.function(args.function)
+    except TemplateError as exc:
+        raise CliError(str(exc)) from exc
+    result = LocalLambda(template, {"POKEWATCH_STORE": store.uri}).invoke(spec, event)
+    print(json.dumps(result, indent=1, default=str))
+    return 0
+
+
+def _backtest(args: argparse.Namespace) -> int:
+    from pokewatch.backtest import walk_forward
+    from pokewatch.settings import Settings
+    from pokewatch.sources.base import SourceError
+    from pokewatch.sources.csv_file import read_long_csv
+
+    settings = Settings()
+    if args.horizon_days:
+        settings = settings.model_copy(update={"horizon_days": args.horizon_days})
+    if not args.input.is_file():
+        raise CliError(f"--input: no such file: {args.input}")
+    try:
+        history = read_long_csv(args.input, settings.csv_max_bad_share).history
+    except SourceError as exc:
+        raise CliError(str(exc)) from exc
+    metrics = walk_forward(history, settings)
+    if args.json:
+        print(metrics.model_dump_json())
+    else:
+        for key, value in metrics.model_dump().items():
+            print(f"{key:>24}: {value}")
+    return 0
+
+
+def _models_list(args: argparse.Namespace) -> int:
+    from pokewatch import registry
+
+    for model in registry.list_models(_open_store(args.store)):
+        backtest = (model.metrics or {}).get("backtest", {})
+        gate = (model.metrics or {}).get("gate", {})
+        marker = "*" if model.in_service else " "
+        verdict = "passed" if gate.get("passed") else ("rejected" if gate else "unvalidated")
+        mape = backtest.get("mape_model")
+        naive = backtest.get("mape_naive")
+        scores = f"mape {mape:.4f} (naive {naive:.4f})" if mape is not None else "no metrics"
+        print(f"{marker} {model.version}  {scores}  gate {verdict}")
+    return 0
+
+
+def _models_promote(args: argparse.Namespace) -> int:
+    from pokewatch import registry
+
+    try:
+        record = registry.promote(_open_store(args.store), args.version)
+    except registry.RegistryError as exc:
+        raise CliError(str(exc)) from exc
+    print(f"in service: {record.version} (previous: {record.previous_version})")
+    return 0
+
+
+def _models_rollback(args: argparse.Namespace) -> int:
+    from pokewatch import registry
+
+    try:
+        record = registry.rollback(_open_store(args.store))
+    except registry.RegistryError as exc:
+        raise CliError(str(exc)) from exc
+    print(f"rolled back: {record.version} is in service")
+    return 0

@@ -1,0 +1,158 @@
+"""`pokewatch serve`: the API on a real HTTP server (waitress), routed as `template.yaml` routes
+it. Each request becomes the API Gateway (REST) proxy event its route would produce, and the
+handler's answer goes back as HTTP, so the handler runs here exactly as it would behind API
+Gateway. Unknown paths and methods get API Gateway's own answer before any handler runs."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from typing import Any
+from urllib.parse import parse_qs
+
+from pokewatch_local.lambda_runtime import LocalLambda
+from pokewatch_local.template import Route, SamTemplate
+
+#: API Gateway's payload limit.
+MAX_BODY_BYTES = 10 * 1024 * 1024
+STAGE = "local"
+_REASONS = {
+    200: "OK",
+    400: "Bad Request",
+    403: "Forbidden",
+    404: "Not Found",
+    413: "Payload Too Large",
+    422: "Unprocessable Entity",
+    500: "Internal Server Error",
+    502: "Bad Gateway",
+    503: "Service Unavailable",
+}
+
+StartResponse = Callable[[str, list[tuple[str, str]]], Any]
+
+
+def proxy_event(
+    route: Route,
+    path_parameters: dict[str, str],
+    method: str,
+    path: str,
+    query_string: str,
+    headers: dict[str, str],
+    body: bytes,
+    source_ip: str = "127.0.0.1",
+) -> dict[str, Any]:
+    """The API Gateway REST proxy event for one request."""
+    query = parse_qs(query_string, keep_blank_values=True)
+    try:
+        text, is_base64 = body.decode("utf-8"), False
+    except UnicodeDecodeError:
+        text, is_base64 = base64.b64encode(body).decode(), True
+    now = dt.datetime.now(dt.UTC)
+    return {
+        "resource": route.path,
+        "path": path,
+        "httpMethod": method,
+        "headers": headers or None,
+        "multiValueHeaders": {k: [v] for k, v in headers.items()} or None,
+        "queryStringParameters": {k: v[-1] for k, v in query.items()} or None,
+        "multiValueQueryStringParameters": query or None,
+        "pathParameters": path_parameters or None,
+        "stageVariables": None,
+        "requestContext": {
+            "resourcePath": route.path,
+            "httpMethod": method,
+            "path": f"/{STAGE}{path}",
+            "stage": STAGE,
+            "requestId": str(uuid.uuid4()),
+            "requestTime": now.strftime("%d/%b/%Y:%H:%M:%S +0000"),
+            "requestTimeEpoch": int(now.timestamp() * 1000),
+            "protocol": "HTTP/1.1",
+            "identity": {"sourceIp": source_ip, "userAgent": headers.get("User-Agent")},
+            "accountId": "000000000000",
+            "apiId": "local",
+        },
+        "body": text if body else None,
+        "isBase64Encoded": is_base64,
+    }
+
+
+class ApiGatewayApp:
+    """A WSGI application standing in for API Gateway in front of the template's functions."""
+
+    def __init__(self, template: SamTemplate, lambdas: LocalLambda) -> None:
+        self.routes = template.routes()
+        self.lambdas = lambdas
+
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        method = environ["REQUEST_METHOD"].upper()
+        path = environ.get("PATH_INFO") or "/"
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        if length > MAX_BODY_BYTES:
+            return _answer(start_response, 413, {"message": "Request Too Long"})
+        matched = [
+            (r, params) for r in self.routes if (params := r.match(method, path)) is not None
+        ]
+        if not matched:
+            # API Gateway's answer to a path or method it has no resource for.
+            return _answer(start_response, 403, {"message": "Missing Authentication Token"})
+        route, params = matched[0]
+        body = environ["wsgi.input"].read(length) if length else b""
+        headers = {
+            key[5:].replace("_", "-").title(): value
+            for key, value in environ.items()
+            if key.startswith("HTTP_")
+        }
+        if environ.get("CONTENT_TYPE"):
+            headers["Content-Type"] = environ["CONTENT_TYPE"]
+        event = proxy_event(
+            route,
+            params,
+            method,
+            path,
+            environ.get("QUERY_STRING", ""),
+            headers,
+            body,
+            environ.get("REMOTE_ADDR", "127.0.0.1"),
+        )
+        started = time.perf_counter()
+        try:
+            response = self.lambdas.invoke(route.function, event)
+        except Exception as exc:  # what API Gateway answers when the integration fails
+            print(f"✘ {method} {path}: {type(exc).__name__}: {exc}")
+            return _answer(start_response, 502, {"message": "Internal server error"})
+        took_ms = (time.perf_counter() - started) * 1000
+        print(f"{method} {path} → {response.get('statusCode')} ({took_ms:.1f} ms)", flush=True)
+        return _proxy_answer(start_response, response)
+
+
+def _answer(start_response: StartResponse, status: int, body: dict[str, Any]) -> list[bytes]:
+    data = json.dumps(body).encode()
+    start_response(
+        f"{status} {_REASONS.get(status, 'Unknown')}",
+        [("Content-Type", "application/json"), ("Content-Length", str(len(data)))],
+    )
+    return [data]
+
+
+def _proxy_answer(start_response: StartResponse, response: dict[str, Any]) -> list[bytes]:
+    status = int(response.get("statusCode", 502))
+    body = response.get("body") or ""
+    data = base64.b64decode(body) if response.get("isBase64Encoded") else body.encode()
+    headers = [(k, str(v)) for k, v in (response.get("headers") or {}).items()]
+    for key, values in (response.get("multiValueHeaders") or {}).items():
+        headers.extend((key, str(v)) for v in values if (key, str(v)) not in headers)
+    headers = [(k, v) for k, v in headers if k.lower() != "content-length"]
+    headers.append(("Content-Length", str(len(data))))
+    start_response(f"{status} {_REASONS.get(status, 'Unknown')}", headers)
+    return [data]
+
+
+def make_server(app: ApiGatewayApp, host: str, port: int, threads: int = 8) -> Any:
+    """A waitress server for the app (port 0 picks a free port); `.run()` serves until closed."""
+    from waitress.server import create_server
+
+    return create_server(app, host=host, port=port, threads=threads, ident="pokewatch")
