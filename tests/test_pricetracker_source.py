@@ -1,0 +1,171 @@
+"""The `pricetracker` source over recorded Pokémon Price Tracker API v2 responses."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+import responses
+from pokewatch.observations import HISTORY_COLUMNS
+from pokewatch.settings import Settings
+from pokewatch.sources.base import SourceError, TransientSourceError
+from pokewatch.sources.http import HttpClient
+from pokewatch.sources.pricetracker import PriceTrackerSource
+from responses import matchers
+
+FIXTURES = Path(__file__).parent / "fixtures" / "pricetracker"
+BASE = "https://www.pokemonpricetracker.com/api/v2"
+KEY = "pt-live-9a8b7c6d5e4f"
+TODAY = dt.date(2024, 6, 3)
+
+
+def fixture(name: str) -> dict[str, Any]:
+    return json.loads((FIXTURES / name).read_text(encoding="utf-8"))
+
+
+def without_history(page: dict[str, Any]) -> dict[str, Any]:
+    """What the API answers when history is not asked for."""
+    return {**page, "data": [{**c, "priceHistory": None} for c in page["data"]]}
+
+
+@pytest.fixture
+def source() -> PriceTrackerSource:
+    client = HttpClient(
+        BASE,
+        headers=lambda: {"Authorization": f"Bearer {KEY}"},
+        secrets=lambda: [KEY],
+        max_attempts=3,
+        sleep=lambda _: None,
+    )
+    return PriceTrackerSource(client, today=lambda: TODAY)
+
+
+@responses.activate
+def test_a_backfill_pages_with_offsets_and_keeps_the_near_mint_history(
+    source: PriceTrackerSource,
+) -> None:
+    query = {"setId": "sv3pt5", "includeHistory": "true", "days": "3", "limit": "100"}
+    bearer = matchers.header_matcher({"Authorization": f"Bearer {KEY}"})
+    responses.get(
+        f"{BASE}/cards",
+        json=fixture("cards_sv3pt5_page1.json"),
+        match=[matchers.query_param_matcher({**query, "offset": "0"}), bearer],
+    )
+    responses.get(
+        f"{BASE}/cards",
+        json=fixture("cards_sv3pt5_page2.json"),
+        match=[matchers.query_param_matcher({**query, "offset": "1"}), bearer],
+    )
+
+    rows = source.collect("sv3pt5", dt.date(2024, 6, 1), TODAY)
+
+    assert list(rows.columns) == list(HISTORY_COLUMNS)
+    charizard = rows[rows["card_id"] == "sv3pt5-6_holofoil"]
+    # Near Mint only; the latest price is the history's last day, not a second row.
+    assert charizard["date"].dt.day.tolist() == [1, 2, 3]
+    assert charizard["market_price"].tolist() == [4.0, 4.05, 4.1]
+    assert charizard["volume"].tolist() == [12, 0, 9]
+    assert set(charizard["set_id"]) == {"sv3pt5"}
+    assert set(charizard["rarity"]) == {"Double Rare"}
+    # A null history day and a 0 latest price carry no price.
+    mew = rows[rows["card_id"] == "sv3pt5-205_reverse_holofoil"]
+    assert mew["date"].tolist() == [pd.Timestamp("2024-06-01")]
+    assert mew["market_price"].tolist() == [81.2]
+    assert set(rows["card_id"]) == {"sv3pt5-6_holofoil", "sv3pt5-205_reverse_holofoil"}
+
+
+@responses.activate
+def test_the_range_trims_the_history(source: PriceTrackerSource) -> None:
+    responses.get(f"{BASE}/cards", json=fixture("cards_sv3pt5_page1.json"))
+    responses.get(f"{BASE}/cards", json=fixture("cards_sv3pt5_page2.json"))
+
+    rows = source.collect("sv3pt5", dt.date(2024, 6, 2), dt.date(2024, 6, 2))
+
+    assert rows["card_id"].tolist() == ["sv3pt5-6_holofoil"]
+    assert rows["market_price"].tolist() == [4.05]
+
+
+@responses.activate
+def test_the_daily_collection_asks_for_no_history_and_keeps_the_latest_price(
+    source: PriceTrackerSource,
+) -> None:
+    page = without_history(fixture("cards_sv3pt5_page1.json"))
+    page["metadata"]["hasMore"] = False
+    responses.get(
+        f"{BASE}/cards",
+        json=page,
+        match=[matchers.query_param_matcher({"setId": "sv3pt5", "limit": "200", "offset": "0"})],
+    )
+
+    rows = source.collect("sv3pt5", TODAY, TODAY)
+
+    assert rows["card_id"].tolist() == ["sv3pt5-6_holofoil"]
+    assert rows["date"].tolist() == [pd.Timestamp(TODAY)]
+    assert (rows.loc[0, "market_price"], rows.loc[0, "low_price"]) == (4.1, 3.5)
+
+
+@responses.activate
+def test_history_reaches_back_at_most_365_days(source: PriceTrackerSource) -> None:
+    responses.get(
+        f"{BASE}/cards",
+        json={"data": [], "metadata": {"total": 0, "hasMore": False}},
+        match=[matchers.query_param_matcher({"days": "365"}, strict_match=False)],
+    )
+
+    rows = source.collect("sv3pt5", dt.date(2020, 1, 1), TODAY)
+
+    assert rows.empty and list(rows.columns) == list(HISTORY_COLUMNS)
+    assert len(responses.calls) == 1
+
+
+@responses.activate
+def test_list_sets_keeps_the_sets_released_by_the_day(source: PriceTrackerSource) -> None:
+    responses.get(f"{BASE}/sets", json=fixture("sets.json"))
+
+    assert source.list_sets(dt.date(2024, 6, 1)) == ["sv3pt5"]
+    assert source.list_sets(dt.date(2024, 12, 1)) == ["sv3pt5", "sv8"]
+
+
+@responses.activate
+def test_a_bad_key_is_a_source_error_that_does_not_show_it(
+    source: PriceTrackerSource, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="pokewatch")
+    responses.get(
+        f"{BASE}/cards",
+        status=401,
+        json={"error": "Unauthorized", "message": f"Invalid API key {KEY}"},
+    )
+
+    with pytest.raises(SourceError) as caught:
+        source.collect("sv3pt5", TODAY, TODAY)
+
+    assert "HTTP 401" in str(caught.value) and f"{BASE}/cards" in str(caught.value)
+    assert KEY not in str(caught.value) and KEY not in caplog.text
+
+
+@responses.activate
+def test_rate_limits_are_retried_then_handed_over(source: PriceTrackerSource) -> None:
+    responses.get(f"{BASE}/cards", status=429, headers={"Retry-After": "1"})
+
+    with pytest.raises(TransientSourceError, match="HTTP 429"):
+        source.collect("sv3pt5", TODAY, TODAY)
+    assert len(responses.calls) == 3
+
+
+@responses.activate
+def test_a_response_of_the_wrong_shape_is_a_source_error(source: PriceTrackerSource) -> None:
+    responses.get(f"{BASE}/cards", json={"data": [{"priceHistory": {"conditions": []}}]})
+
+    with pytest.raises(SourceError, match="unexpected response shape"):
+        source.collect("sv3pt5", TODAY, TODAY)
+
+
+def test_the_source_needs_a_key_parameter() -> None:
+    with pytest.raises(SourceError, match="POKEWATCH_PRICETRACKER_API_KEY_PARAMETER"):
+        PriceTrackerSource.from_settings(Settings(pricetracker_api_key_parameter=None))
