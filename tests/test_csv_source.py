@@ -137,6 +137,13 @@ def test_gzip_and_minimal_columns(tmp_path: Path) -> None:
     assert history["market_price"].tolist() == [2.5, 99.0]
 
 
+def test_a_byte_order_mark_does_not_hide_the_first_column(tmp_path: Path) -> None:
+    path = tmp_path / "excel.csv"
+    path.write_text("card_id,date,market_price\nsv1-1_normal,2024-01-07,1.25\n", "utf-8-sig")
+
+    assert read_long_csv(path).history["card_id"].tolist() == ["sv1-1_normal"]
+
+
 def test_csv_source_lists_sets_by_date_and_collects_a_date_range(tmp_path: Path) -> None:
     lines = [*GOOD, "sv2-5_holofoil,2024-02-04,9.99,,,,,,,"]
     source = CsvSource(write_csv(tmp_path / "p.csv", lines))

@@ -113,10 +113,12 @@ def test_list_sets_keeps_the_sets_released_by_the_day(source: PokemonTcgSource) 
     assert source.list_sets(dt.date(2024, 1, 1)) == ["base1", "sv1", "sv3pt5"]
 
 
+@responses.activate
 def test_configured_sets_need_no_call() -> None:
     source = PokemonTcgSource(HttpClient(BASE), sets=["sv1", "sv2"])
 
-    assert source.list_sets(dt.date(2024, 6, 1)) == ["sv1", "sv2"]  # no network: responses off
+    assert source.list_sets(dt.date(2024, 6, 1)) == ["sv1", "sv2"]
+    assert len(responses.calls) == 0
 
 
 @responses.activate

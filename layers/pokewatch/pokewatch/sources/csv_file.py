@@ -124,7 +124,7 @@ def _read_text_table(path: str | Path) -> pd.DataFrame:
     """Every cell as stripped text ("" when empty), one row per line after the header."""
     try:
         raw = pd.read_csv(
-            path, dtype=str, keep_default_na=False, skip_blank_lines=False, encoding="utf-8"
+            path, dtype=str, keep_default_na=False, skip_blank_lines=False, encoding="utf-8-sig"
         )
     except (OSError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as e:
         raise SourceError(f"{path}: cannot read CSV: {e}") from e
