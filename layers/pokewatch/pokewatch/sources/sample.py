@@ -239,7 +239,7 @@ _VARIANT_SHARES: dict[str, dict[str, float]] = {
 #: How a rarity shows in a card name (`Mewtwo-EX`, `Charizard ex`).
 _NAME_SUFFIX: dict[str, str] = {
     "Rare Holo EX": "-EX", "Rare Holo GX": "-GX", "Rare Shiny GX": "-GX", "Rare Holo V": " V",
-    "Rare Holo VMAX": " VMAX", "Rare Holo LV.X": " LV.X", "Rare Prime": "", "LEGEND": " LEGEND",
+    "Rare Holo VMAX": " VMAX", "Rare Holo LV.X": " LV.X", "LEGEND": " LEGEND",
     "Special Illustration Rare": " ex", "Ultra Rare": " ex", "Hyper Rare": " ex",
 }  # fmt: skip
 
@@ -325,8 +325,8 @@ def _choose_sets(n_sets: int, rng: np.random.Generator) -> list[_SetSpec]:
     if n_sets <= len(real):
         chosen = sorted(rng.choice(len(real), size=n_sets, replace=False))
         return [real[i] for i in chosen]
-    # The digit after "x" keeps synthetic ids apart from every real id ("xy1" has no "x<n>"
-    # suffix after a complete real id).
+    # "<real id>x<round>" is never a real id (no real id ends in "x" and a digit), so the
+    # synthetic ids are unique and still look like pokemontcg.io ids.
     synthetic = [
         _SetSpec(
             f"{base.set_id}x{round_}",
