@@ -12,8 +12,6 @@ STORE ?= .pokewatch/store
 CARDS ?= 300
 HISTORY_DAYS ?= 400
 ENV ?= default
-SAM := $(BIN)/sam
-SAM_PY_DIR := $(dir $(PYTHON))
 ARCH ?= x86_64
 
 .PHONY: help venv run pipeline serve test lint format validate build size smoke bench deploy clean
@@ -25,6 +23,15 @@ help:
 	@echo "make build     sam build (x86_64 here; ARCH=arm64 for the default deploy)"
 	@echo "make bench     run the benchmarks (JSON into bench/results/)"
 	@echo "make deploy    sam build + sam deploy (ENV=default|prod)"
+
+# SAM CLI lives in its own venv: it pins versions of boto3 and friends that the app must not inherit.
+SAM_VENV := .venv-sam
+SAM := $(SAM_VENV)/bin/sam
+SAM_ENV := SAM_CLI_TELEMETRY=0 PATH="$(abspath $(SAM_VENV))/bin:$(dir $(PYTHON)):$$PATH"
+
+$(SAM):
+	@test -x $(SAM_VENV)/bin/python || $(PYTHON) -m venv $(SAM_VENV)
+	$(SAM_VENV)/bin/pip install --quiet 'aws-sam-cli>=1.130' 'cfn-lint>=1.20' cfn-lint-serverless
 
 $(STAMP): pyproject.toml
 	@test -n "$(PYTHON)" || { echo "error: Python 3.13 not found (python3.13 on PATH or pyenv 3.13.x)" >&2; exit 1; }
@@ -43,8 +50,14 @@ test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/pytest -n 2 -q
 
-lint: $(STAMP)
+lint: $(STAMP) validate
 	$(BIN)/ruff check .
+
+validate: $(SAM)
+	$(SAM_ENV) $(SAM) validate --lint
+
+build: $(SAM)
+	$(SAM_ENV) $(SAM) build --parameter-overrides Architecture=$(ARCH)
 
 format: $(STAMP)
 	$(BIN)/ruff format .

@@ -18,9 +18,11 @@ EARLIEST_HISTORY = dt.date(1990, 1, 1)
 def plan_run(request: RunRequest, settings: Settings, store: ArtifactStore) -> Plan:
     """One Map item per set: a first run backfills `history_days`, later runs collect the days
     since the last collected day (at least `as_of` itself, so a re-run overwrites that day)."""
-    as_of = request.as_of or dt.datetime.now(dt.UTC).date()
+    now = dt.datetime.now(dt.UTC)
+    as_of = request.as_of or now.date()
     run = RunConfig(
-        run_id=f"{as_of.isoformat()}-{uuid.uuid4().hex[:8]}",
+        # Sortable by time: the run id is also the version of the model the run trains.
+        run_id=f"{now:%Y%m%dT%H%M%S}Z-{uuid.uuid4().hex[:6]}",
         source=request.source or settings.source,
         as_of=as_of,
         input=request.input or settings.csv_input,

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pokewatch import registry
+import json
+
+from pokewatch import keys, registry
 from pokewatch.settings import Settings
 from pokewatch.steps import Promotion, ValidatedModel
 from pokewatch.store import ArtifactStore
@@ -13,7 +15,11 @@ class NotApproved(RuntimeError):
 
 
 def promote_model(candidate: ValidatedModel, settings: Settings, store: ArtifactStore) -> Promotion:
-    """Write `models/current.json` for the candidate, which must have passed the gate."""
-    if not candidate.gate.passed:
-        raise NotApproved(f"model {candidate.version} failed the gate: {candidate.gate.summary}")
+    """Write `models/current.json` for the candidate, which must have passed the gate: both the
+    event and the verdict the validate step wrote into metrics.json must say so."""
+    metrics = json.loads(store.get_bytes(keys.model_artifact(candidate.version, "metrics.json")))
+    if not (candidate.gate.passed and metrics.get("gate", {}).get("passed")):
+        raise NotApproved(
+            f"model {candidate.version} did not pass the gate: {candidate.gate.summary}"
+        )
     return registry.promote(store, candidate.version, data_as_of=candidate.dataset.data_as_of)

@@ -28,7 +28,7 @@ def train_model(dataset: Dataset, settings: Settings, store: ArtifactStore) -> T
     """Fit, evaluate and write one candidate model version."""
     started = time.perf_counter()
     trained_at = dt.datetime.now(dt.UTC)
-    version = f"{trained_at:%Y%m%dT%H%M%S}Z-{dataset.run.run_id[-8:]}"
+    version = dataset.run.run_id
     history = from_parquet_bytes(store.get_bytes(dataset.history_key))
     features = from_parquet_bytes(store.get_bytes(dataset.features_key))
 
