@@ -1,70 +1,218 @@
-"""The prediction API: health, card listing and detail, predict and batch predict (SPEC §7)."""
+"""The prediction API: health, card listing and detail, predict and batch predict (SPEC §7).
+
+A thin Powertools handler over `pokewatch.prediction`: requests and answers are the pydantic models
+of `pokewatch.api_schemas`, from which `/openapi.json` and `/swagger` are generated. Every error is
+an `ErrorBody` with the status that names its cause; bad input is never a 5xx.
+"""
 
 from __future__ import annotations
 
-from typing import Annotated
+import functools
+import os
+import threading
+import time
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from typing import Annotated, Any
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
-from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.event_handler.openapi.exceptions import (
+    RequestUnsupportedContentType,
+    RequestValidationError,
+)
+from aws_lambda_powertools.event_handler.openapi.models import APIKey, APIKeyIn
 from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
 from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.shared.functions import resolve_truthy_env_var_choice
+from aws_lambda_powertools.tracing.base import BaseProvider
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pokewatch import prediction
 from pokewatch.api_schemas import (
     BatchRequest,
     BatchResponse,
+    BodyTooLarge,
     CardDetail,
     CardPage,
     ErrorBody,
+    ErrorDetail,
     Health,
     ItemError,
     Prediction,
     PredictRequest,
+    parse_json_body,
 )
 from pokewatch.model_loader import ModelLoader, ModelUnavailable
+from pokewatch.observations import CardId
 from pokewatch.serving import ServingTable
 from pokewatch.settings import get_settings
 from pokewatch.store import open_store
 from pydantic import ValidationError
 
+
+class _NoSegment:
+    """The trace segment of a request that is not traced."""
+
+    def put_annotation(self, key: str, value: Any) -> None:
+        """Nothing to annotate."""
+
+    def put_metadata(self, key: str, value: Any, namespace: str = "default") -> None:
+        """Nothing to record."""
+
+    def add_exception(self, exception: BaseException, stack: Any, remote: bool = False) -> None:
+        """Nothing to record."""
+
+
+class _NoTracing(BaseProvider):
+    """Tracer's provider where tracing is off (locally, in tests and benchmarks). Powertools would
+    otherwise import the X-Ray SDK anyway, which builds two botocore clients at import: about a
+    third of this function's cold start, for traces nobody receives. In AWS the SDK is used."""
+
+    @contextmanager
+    def in_subsegment(self, name: str | None = None, **kwargs: Any) -> Iterator[Any]:
+        """A segment that records nothing."""
+        yield _NoSegment()
+
+    @asynccontextmanager
+    async def in_subsegment_async(self, name: str | None = None, **kwargs: Any) -> AsyncIterator:
+        """A segment that records nothing."""
+        yield _NoSegment()
+
+    def put_annotation(self, key: str, value: Any) -> None:
+        """Nothing to annotate."""
+
+    def put_metadata(self, key: str, value: Any, namespace: str = "default") -> None:
+        """Nothing to record."""
+
+    def patch(self, modules: Any) -> None:
+        """Nothing to patch."""
+
+    def patch_all(self) -> None:
+        """Nothing to patch."""
+
+
+def _tracing_enabled() -> bool:
+    """Powertools' rule: traced in Lambda, unless under SAM local or POWERTOOLS_TRACE_DISABLED."""
+    disabled = resolve_truthy_env_var_choice(env=os.getenv("POWERTOOLS_TRACE_DISABLED", "false"))
+    return bool(os.getenv("LAMBDA_TASK_ROOT")) and not os.getenv("AWS_SAM_LOCAL") and not disabled
+
+
 settings = get_settings()
 logger = Logger(service="pokewatch-api")
-tracer = Tracer(service="pokewatch-api")
+# Only botocore is patched: S3 reads are the calls worth a subsegment, and patching everything
+# Powertools supports would import libraries this function never uses.
+tracer = Tracer(
+    service="pokewatch-api",
+    patch_modules=("botocore",),
+    provider=None if _tracing_enabled() else _NoTracing(),
+)
 metrics = Metrics(namespace="PokeWatch", service="pokewatch-api")
-app = APIGatewayRestResolver(enable_validation=True)
-app.enable_swagger(path="/swagger", title="PokeWatch API", version="1.0.0")
+app = APIGatewayRestResolver(enable_validation=True, json_body_deserializer=parse_json_body)
+app.configure_openapi(
+    title="PokeWatch API",
+    version="1.0.0",
+    description="Fair prices, 80% intervals and BUY / HOLD / SELL signals of Pokémon cards. "
+    "Every route but /health, /openapi.json and /swagger needs an API key (`x-api-key`).",
+    security_schemes={"apiKey": APIKey(name="x-api-key", **{"in": APIKeyIn.header})},
+)
+app.enable_swagger(path="/swagger")
 loader = ModelLoader(lambda: open_store(settings.store), settings.model_ttl_seconds)
+copy_config_to_registered_loggers(source_logger=logger, include={"pokewatch.model_loader"})
+
+#: Lambda runs one invocation at a time per environment, and Powertools keeps the current
+#: request, log keys and metrics in globals; a threaded host (`pokewatch serve`) must do the same.
+_invocation = threading.Lock()
+_KEYED = [{"apiKey": []}]
+_ERRORS = {
+    400: "an invalid listing cursor, or a body that is not UTF-8",
+    404: "no such card, or no price of it by that date",
+    413: "the request body is too large",
+    415: "the request body is not JSON (Content-Type: application/json)",
+    422: "invalid input: `details` names each field and its problem",
+    503: "no model is in service; `message` says why",
+}
 
 
-def _error(status: int, code: str, message: str, details: list[dict] | None = None) -> Response:
+def _responses(*statuses: int) -> dict[int, dict[str, Any]]:
+    """The OpenAPI error responses of a route."""
+    return {
+        status: {
+            "description": _ERRORS[status],
+            "content": {"application/json": {"model": ErrorBody}},
+        }
+        for status in statuses
+    }
+
+
+def _error(
+    status: int,
+    code: str,
+    message: str,
+    details: list[ErrorDetail] | None = None,
+    headers: dict[str, str] | None = None,
+) -> Response:
+    logger.info("request failed", extra={"status": status, "error": code, "detail": message})
     body = ErrorBody(error=code, message=message, details=details)
-    return Response(status, "application/json", body.model_dump(exclude_none=True))
+    return Response(status, "application/json", body.model_dump(exclude_none=True), headers)
 
 
 def _table() -> ServingTable:
     return loader.state().table
 
 
+# --- errors --------------------------------------------------------------------------------------
 @app.exception_handler(RequestValidationError)
 def _invalid_request(exc: RequestValidationError) -> Response:
-    details = [{"field": _field_name(e), "problem": e["msg"]} for e in exc.errors()]
-    fields = ", ".join(d["field"] or "body" for d in details)
-    return _error(422, "invalid_request", f"invalid request: {fields}", details)
+    errors = exc.errors()
+    content_type = app.current_event.headers.get("content-type") or "application/json"
+    if not content_type.startswith("application/json") and any(
+        e.get("loc", ("",))[0] == "body" for e in errors
+    ):
+        # Powertools reads form bodies as forms; this API only speaks JSON.
+        return _unsupported_content_type(exc)
+    details = [ErrorDetail(field=_field_name(e), problem=_problem(e)) for e in errors]
+    problems = "; ".join(f"{d.field}: {d.problem}" for d in details)
+    return _error(422, "invalid_request", f"invalid request: {problems}", details)
 
 
-def _field_name(error: dict) -> str:
-    """`query.limit`, `market_price`, or `body` for a body that is not JSON at all."""
+def _field_name(error: dict[str, Any]) -> str:
+    """`query.limit`, `market_price`, `items`, or `body` for the body as a whole."""
     location = [str(p) for p in error.get("loc", ())]
     if error.get("type") == "json_invalid" or location == ["body"]:
         return "body"
-    return ".".join(location[1:] if location[:1] == ["body"] else location)
+    name = ".".join(location[1:] if location[:1] == ["body"] else location)
+    return name if len(name) <= 100 else f"{name[:100]}…"  # unknown keys can be any size
+
+
+def _problem(error: dict[str, Any]) -> str:
+    if error.get("type") == "json_invalid":
+        return f"not valid JSON: {error.get('ctx', {}).get('error', 'malformed')}"
+    return str(error.get("msg", "invalid"))
+
+
+@app.exception_handler(RequestUnsupportedContentType)
+def _unsupported_content_type(_: Exception) -> Response:
+    content_type = app.current_event.headers.get("content-type")
+    return _error(415, "unsupported_media_type", f"send JSON, not {content_type!r}")
+
+
+@app.exception_handler(BodyTooLarge)
+def _too_large(exc: BodyTooLarge) -> Response:
+    return _error(413, "body_too_large", str(exc))
+
+
+@app.exception_handler(UnicodeDecodeError)
+def _not_utf8(_: UnicodeDecodeError) -> Response:
+    # Powertools decodes a base64 (binary) body as UTF-8 before parsing it.
+    return _error(400, "invalid_encoding", "the request body is not UTF-8 text")
 
 
 @app.exception_handler(ModelUnavailable)
 def _unavailable(exc: ModelUnavailable) -> Response:
-    return _error(503, "model_unavailable", f"no model in service: {exc}")
+    retry = {"Retry-After": str(loader.retry_after_seconds)}
+    return _error(503, "model_unavailable", f"no model in service: {exc}", headers=retry)
 
 
 @app.exception_handler(prediction.NotFound)
@@ -77,21 +225,41 @@ def _bad_cursor(exc: prediction.BadCursor) -> Response:
     return _error(400, "invalid_cursor", str(exc))
 
 
+@app.exception_handler(Exception)
+def _internal_error(exc: Exception) -> Response:
+    logger.exception("unhandled error")
+    body = ErrorBody(
+        error="internal_error",
+        message=f"internal error; request id {app.lambda_context.aws_request_id}",
+    )
+    return Response(500, "application/json", body.model_dump(exclude_none=True))
+
+
 @app.not_found
 def _no_route(_: Exception) -> Response:
-    return _error(
-        404, "no_route", f"no route {app.current_event.http_method} {app.current_event.path}"
-    )
+    event = app.current_event
+    return _error(404, "no_route", f"no route {event.http_method} {event.path}")
 
 
-@app.get("/health")
+# --- routes --------------------------------------------------------------------------------------
+@app.get(
+    "/health",
+    summary="Model in service",
+    operation_id="health",
+    tags=["service"],
+    responses={
+        503: {
+            "description": "no model is in service",
+            "content": {"application/json": {"model": Health}},
+        }
+    },
+)
 def health() -> Response[Health]:
     """Whether a model is in service, which one, and how fresh its data is."""
     try:
         state = loader.state()
     except ModelUnavailable as exc:
-        body = Health(status="unavailable", detail=str(exc))
-        return Response(503, "application/json", body.model_dump(mode="json", exclude_none=True))
+        return Response(503, "application/json", Health(status="unavailable", detail=str(exc)))
     facts = state.table.facts
     body = Health(
         status="degraded" if state.problem else "ok",
@@ -101,83 +269,132 @@ def health() -> Response[Health]:
         cards=len(state.table.cards),
         detail=state.problem,
     )
-    return Response(200, "application/json", body.model_dump(mode="json", exclude_none=True))
+    return Response(200, "application/json", body)
 
 
-@app.get("/cards")
+@app.get(
+    "/cards",
+    summary="List cards",
+    operation_id="listCards",
+    tags=["cards"],
+    security=_KEYED,
+    responses=_responses(400, 422, 503),
+)
 def list_cards(
-    limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    cursor: Annotated[str | None, Query(max_length=200)] = None,
-    set: Annotated[str | None, Query(max_length=100)] = None,
-    q: Annotated[str | None, Query(max_length=100)] = None,
+    limit: Annotated[int, Query(ge=1, le=500, description="cards per page")] = 50,
+    cursor: Annotated[
+        str | None, Query(max_length=200, description="`next_cursor` of the previous page")
+    ] = None,
+    set: Annotated[str | None, Query(max_length=100, description="set id or set name")] = None,
+    q: Annotated[
+        str | None, Query(max_length=100, description="part of the name or card id")
+    ] = None,
 ) -> CardPage:
-    """Cards in service, filtered by set and name, a page at a time."""
+    """Cards in service in card id order, filtered by set and by name, a page at a time."""
     return prediction.list_cards(_table(), limit=limit, cursor=cursor, set_id=set, query=q)
 
 
-@app.get("/cards/<card_id>")
-def card_detail(card_id: Annotated[str, Path(max_length=128)]) -> CardDetail:
+@app.get(
+    "/cards/<card_id>",
+    summary="One card",
+    operation_id="getCard",
+    tags=["cards"],
+    security=_KEYED,
+    responses=_responses(404, 422, 503),
+)
+def card_detail(card_id: Annotated[CardId, Path()]) -> CardDetail:
     """One card with its recent price history and its latest prediction."""
     return prediction.card_detail(
         _table(), card_id, settings.buy_threshold, settings.sell_threshold
     )
 
 
-@app.post("/predict")
+@app.post(
+    "/predict",
+    summary="Predict one card",
+    operation_id="predict",
+    tags=["predictions"],
+    security=_KEYED,
+    responses=_responses(404, 413, 415, 422, 503),
+)
 def predict(request: PredictRequest) -> Prediction:
-    """The fair price of one card, its interval and the BUY / HOLD / SELL signal."""
+    """The fair price of one card, its 80% interval and the BUY / HOLD / SELL signal, at its
+    latest price or at the latest on or before `date`, for its market price or yours."""
     answer = prediction.predict(_table(), request, settings.buy_threshold, settings.sell_threshold)
     metrics.add_metric(name="CardsPredicted", unit=MetricUnit.Count, value=1)
     return answer
 
 
-@app.post("/predict/batch")
+@app.post(
+    "/predict/batch",
+    summary="Predict up to 100 cards",
+    operation_id="predictBatch",
+    tags=["predictions"],
+    security=_KEYED,
+    responses=_responses(413, 415, 422, 503),
+)
 def predict_batch(request: BatchRequest) -> BatchResponse:
-    """Up to 100 predictions in order; a failed item gets an error object, the rest an answer."""
+    """Up to 100 predictions in the order asked; an item that fails gets an error object with the
+    status a single /predict would answer, the others are answered."""
     table = _table()
-    results: list[Prediction | ItemError] = []
-    for index, item in enumerate(request.items):
-        card_id = item.get("card_id") if isinstance(item.get("card_id"), str) else None
-        try:
-            results.append(
-                prediction.predict(
-                    table,
-                    PredictRequest.model_validate(item),
-                    settings.buy_threshold,
-                    settings.sell_threshold,
-                )
-            )
-        except ValidationError as exc:
-            problems = "; ".join(
-                f"{'.'.join(str(p) for p in e['loc']) or 'item'}: {e['msg']}" for e in exc.errors()
-            )
-            results.append(
-                ItemError(
-                    index=index, status=422, error="invalid_item", message=problems, card_id=card_id
-                )
-            )
-        except prediction.NotFound as exc:
-            results.append(
-                ItemError(
-                    index=index, status=404, error="not_found", message=str(exc), card_id=card_id
-                )
-            )
+    results = [_batch_item(table, index, item) for index, item in enumerate(request.items)]
     answered = sum(isinstance(r, Prediction) for r in results)
     metrics.add_metric(name="CardsPredicted", unit=MetricUnit.Count, value=answered)
     return BatchResponse(results=results)
 
 
+def _batch_item(table: ServingTable, index: int, item: Any) -> Prediction | ItemError:
+    card_id = item.get("card_id") if isinstance(item, dict) else None
+    card_id = card_id if isinstance(card_id, str) and len(card_id) <= 128 else None
+    try:
+        request = PredictRequest.model_validate(item)
+        return prediction.predict(table, request, settings.buy_threshold, settings.sell_threshold)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'item'}: {e['msg']}" for e in exc.errors()
+        )
+        return ItemError(
+            index=index, status=422, error="invalid_request", message=problems, card_id=card_id
+        )
+    except prediction.NotFound as exc:
+        return ItemError(
+            index=index, status=404, error="not_found", message=str(exc), card_id=card_id
+        )
+
+
 @app.get("/openapi.json", include_in_schema=False)
-def openapi_spec():  # unannotated on purpose: the document is served as is
+def openapi_spec() -> Response[str]:
     """The OpenAPI document of this API."""
-    return Response(
-        200, "application/json", app.get_openapi_json_schema(title="PokeWatch API", version="1.0.0")
-    )
+    return Response(200, "application/json", _openapi_document())
 
 
+@functools.cache
+def _openapi_document() -> str:
+    """Generated once per cold start, when first asked for: the routes do not change."""
+    return app.get_openapi_json_schema()
+
+
+# --- entry point ---------------------------------------------------------------------------------
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
-@tracer.capture_lambda_handler
-@metrics.log_metrics
+@tracer.capture_lambda_handler(capture_response=False)
+@metrics.log_metrics(capture_cold_start_metric=True)
+def _handle(event: dict, context: LambdaContext) -> dict:
+    started = time.perf_counter()
+    response = app.resolve(event, context)
+    status = int(response["statusCode"])
+    # Zeros too, so that the average of Http4xx / Http5xx is the error rate.
+    metrics.add_metric("Latency", MetricUnit.Milliseconds, (time.perf_counter() - started) * 1e3)
+    metrics.add_metric("Http4xx", MetricUnit.Count, int(400 <= status < 500))
+    metrics.add_metric("Http5xx", MetricUnit.Count, int(status >= 500))
+    return response
+
+
 def lambda_handler(event: dict, context: LambdaContext) -> dict:
     """API Gateway (REST) proxy integration entry point."""
-    return app.resolve(event, context)
+    with _invocation:
+        try:
+            return _handle(event, context)
+        finally:
+            # With POWERTOOLS_METRICS_DISABLED (local runs) Powertools keeps every metric and
+            # prints them once 100 have piled up; nothing is left after a normal flush.
+            metrics.clear_metrics()

@@ -1,19 +1,66 @@
-"""Request and response models of the prediction API (SPEC section 7)."""
+"""Request and response models of the prediction API (SPEC section 7), and the body parser.
+
+Requests are validated strictly: unknown fields, non-finite or non-positive prices, implausible
+dates, duplicate JSON keys, JSON extensions such as `NaN`, over-deep nesting and oversized bodies
+are all input errors (4xx), never server errors.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Literal
+import json
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, field_validator
 
 from pokewatch.observations import CardId
 from pokewatch.signals import Signal
 
 MAX_BATCH_ITEMS = 100
+#: The largest request body accepted: a full batch of 100 items is about 10 KB.
+MAX_BODY_CHARS = 64 * 1024
 #: Dates outside this range are rejected as input errors rather than looked up.
 EARLIEST_DATE = dt.date(1990, 1, 1)
 LATEST_DATE = dt.date(2100, 12, 31)
+
+
+class BodyTooLarge(ValueError):
+    """A request body over MAX_BODY_CHARS (a 413)."""
+
+
+class _Rejected(ValueError):
+    """Valid for Python's json module, but not JSON this API accepts."""
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    # With a repeated key, json.loads silently keeps the last value: which one the client meant
+    # is ambiguous, so it is an error.
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        seen: set[str] = set()
+        duplicate = next(k for k, _ in pairs if k in seen or seen.add(k))
+        raise _Rejected(f"duplicate key {duplicate!r}")
+    return obj
+
+
+def _no_constant(name: str) -> Any:
+    raise _Rejected(f"{name} is not a JSON value")
+
+
+def parse_json_body(text: str) -> Any:
+    """Parse a request body as strict JSON.
+
+    Raises BodyTooLarge, or json.JSONDecodeError (which the event handler turns into a 422)
+    for malformed JSON, duplicate keys, NaN / Infinity and nesting deeper than the parser's stack.
+    """
+    if len(text) > MAX_BODY_CHARS:
+        raise BodyTooLarge(f"request body has {len(text)} characters; at most {MAX_BODY_CHARS}")
+    try:
+        return json.loads(text, object_pairs_hook=_unique_keys, parse_constant=_no_constant)
+    except _Rejected as exc:
+        raise json.JSONDecodeError(str(exc), text, 0) from None
+    except RecursionError:
+        raise json.JSONDecodeError("JSON is nested too deeply", text, 0) from None
 
 
 class ApiModel(BaseModel):
@@ -22,15 +69,21 @@ class ApiModel(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+#: A price asked about: a finite JSON number (not a string), above zero.
+Price = Annotated[float, Field(strict=True, gt=0, lt=1e7, allow_inf_nan=False)]
+
+
 class PredictRequest(ApiModel):
     """Ask for the fair price of a card, at its latest price or at a date and price of yours."""
 
-    card_id: CardId
+    card_id: CardId = Field(description="the card print, e.g. `sv1-25_holofoil`")
     date: dt.date | None = Field(
-        default=None, description="use the latest observation on or before this date"
+        default=None,
+        description="answer as of this date (YYYY-MM-DD): the latest observation on or before "
+        "it; default the latest",
     )
-    market_price: Annotated[float, Field(gt=0, lt=1e7, allow_inf_nan=False)] | None = Field(
-        default=None, description="a price you were offered (USD); defaults to the market price"
+    market_price: Price | None = Field(
+        default=None, description="a price you were offered (USD); default the market price"
     )
 
     @field_validator("date")
@@ -42,21 +95,26 @@ class PredictRequest(ApiModel):
 
 
 class BatchRequest(ApiModel):
-    """Up to 100 predict requests answered in order."""
+    """Up to 100 predict requests answered in order.
 
-    items: list[dict] = Field(min_length=1, max_length=MAX_BATCH_ITEMS)
+    Items are validated one by one (an invalid item gets an error object in its place, the others
+    are answered), so the model takes any JSON value per item and documents the item schema."""
+
+    items: list[Annotated[Any, WithJsonSchema({"$ref": "#/components/schemas/PredictRequest"})]] = (
+        Field(min_length=1, max_length=MAX_BATCH_ITEMS)
+    )
 
 
 class Prediction(BaseModel):
     """The fair price of a card at a date, its 80% interval and the signal at the market price."""
 
     card_id: str
-    date: dt.date
-    market_price: float
-    fair_price: float
+    date: dt.date = Field(description="the date of the observation used")
+    market_price: float = Field(description="the price the signal is about")
+    fair_price: float = Field(description="the expected market price `horizon_days` later")
     fair_price_low: float
     fair_price_high: float
-    deviation_pct: float
+    deviation_pct: float = Field(description="(market_price - fair_price) / fair_price")
     signal: Signal
     horizon_days: int
     model_version: str
@@ -66,7 +124,7 @@ class ItemError(BaseModel):
     """Why one item of a batch has no prediction."""
 
     index: int
-    status: int
+    status: int = Field(description="the status a single /predict of this item would answer")
     error: str
     message: str
     card_id: str | None = None
@@ -96,7 +154,7 @@ class CardPage(BaseModel):
 
     items: list[CardSummary]
     next_cursor: str | None
-    total: int
+    total: int = Field(description="cards matching the filters, over all pages")
 
 
 class HistoryPoint(BaseModel):
@@ -124,12 +182,19 @@ class Health(BaseModel):
     trained_at: dt.datetime | None = None
     data_as_of: dt.date | None = None
     cards: int | None = None
-    detail: str | None = None
+    detail: str | None = Field(default=None, description="why the status is not ok")
+
+
+class ErrorDetail(BaseModel):
+    """One problem of an invalid request."""
+
+    field: str = Field(description="`body`, a body field (`items.3.card_id`) or `query.limit`")
+    problem: str
 
 
 class ErrorBody(BaseModel):
     """Every error answer: a stable code and a message naming the problem."""
 
-    error: str
+    error: str = Field(description="a stable code, e.g. `not_found`, `invalid_request`")
     message: str
-    details: list[dict] | None = None
+    details: list[ErrorDetail] | None = None

@@ -3,11 +3,13 @@
 Cold start: read `models/current.json`, then the serving file it names. Afterwards the pointer is
 re-read at most every `ttl_seconds`, so a newly promoted model is served without a redeploy. A
 broken or missing artifact never replaces a good table: the previous one keeps serving (health
-says "degraded" with the reason); with nothing loaded yet, the API answers 503 with the reason.
+says "degraded" with the reason); with nothing loaded yet, the API answers 503 with the reason and
+the store is asked again after `retry_seconds` (short: a first model may appear at any time).
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -20,12 +22,14 @@ from pokewatch.serving import ServingFormatError, ServingTable
 from pokewatch.steps import Promotion
 from pokewatch.store import ArtifactNotFound, ArtifactStore
 
+log = logging.getLogger(__name__)
+
 
 class ModelUnavailable(RuntimeError):
     """No model can be served; the message says why."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ServingState:
     """What the API serves now, and why it might not be the newest model."""
 
@@ -41,43 +45,73 @@ class ModelLoader:
         store_factory: Callable[[], ArtifactStore],
         ttl_seconds: float,
         clock: Callable[[], float] = time.monotonic,
+        retry_seconds: float = 5.0,
     ) -> None:
         self._store_factory = store_factory
         self._store: ArtifactStore | None = None
         self._ttl = ttl_seconds
+        self._retry = min(retry_seconds, ttl_seconds)
         self._clock = clock
         self._lock = threading.Lock()
-        self._table: ServingTable | None = None
-        self._problem: str | None = None
-        self._checked_at: float | None = None
+        self._state: ServingState | None = None
+        self._problem: str | None = "no model is in service"
+        self._next_check = float("-inf")
 
     def state(self) -> ServingState:
-        """The table to serve; raises ModelUnavailable when none could ever be loaded."""
-        now = self._clock()
-        if self._checked_at is None or now - self._checked_at >= self._ttl:
+        """The table to serve; raises ModelUnavailable when none could be loaded yet."""
+        if self._clock() >= self._next_check:
             with self._lock:
-                if self._checked_at is None or now - self._checked_at >= self._ttl:
+                # Another thread may have refreshed while this one waited for the lock.
+                if self._clock() >= self._next_check:
                     self._refresh()
-                    self._checked_at = now
-        if self._table is None:
-            raise ModelUnavailable(self._problem or "no model is in service")
-        return ServingState(self._table, self._problem)
+        state = self._state
+        if state is None:
+            raise ModelUnavailable(self._problem)
+        return state
+
+    @property
+    def retry_after_seconds(self) -> int:
+        """When asking again may find a model (for a `Retry-After` header)."""
+        return max(1, round(self._retry))
 
     def _refresh(self) -> None:
+        current = self._state.table if self._state else None
+        table, problem = current, None
         try:
-            store = self._store or self._store_factory()
-            self._store = store
-            pointer = Promotion.model_validate_json(store.get_bytes(keys.CURRENT_MODEL))
-            if self._table is not None and self._table.facts.model_version == pointer.version:
-                self._problem = None
-                return
-            data = store.get_bytes(keys.model_artifact(pointer.version, keys.SERVING_FILE))
-            table = ServingTable.from_bytes(data)
+            version = self._pointer()
+            if current is None or current.facts.model_version != version:
+                table = self._load(version)
         except ArtifactNotFound as exc:
-            self._problem = f"artifact not found: {exc.args[0]}"
+            problem = f"artifact not found: {exc.args[0]}"
         except (ValidationError, ServingFormatError) as exc:
-            self._problem = f"model artifact is invalid: {exc}"
+            problem = f"model artifact is invalid: {exc}"
         except Exception as exc:  # any store failure must keep the old model serving
-            self._problem = f"model store error: {type(exc).__name__}: {exc}"
-        else:
-            self._table, self._problem = table, None
+            problem = f"model store error: {type(exc).__name__}: {exc}"
+        if problem:
+            log.warning("model refresh failed: %s", problem)
+        self._problem = problem
+        self._state = ServingState(table, problem) if table else None
+        self._next_check = self._clock() + (self._ttl if table else self._retry)
+
+    def _pointer(self) -> str:
+        if self._store is None:
+            self._store = self._store_factory()
+        return Promotion.model_validate_json(self._store.get_bytes(keys.CURRENT_MODEL)).version
+
+    def _load(self, version: str) -> ServingTable:
+        assert self._store is not None
+        started = time.perf_counter()
+        data = self._store.get_bytes(keys.model_artifact(version, keys.SERVING_FILE))
+        table = ServingTable.from_bytes(data)
+        if table.facts.model_version != version:
+            raise ServingFormatError(
+                f"serving file of {version!r} says it is {table.facts.model_version!r}"
+            )
+        log.info(
+            "model %s loaded: %d cards, %d bytes in %.0f ms",
+            version,
+            len(table.cards),
+            len(data),
+            (time.perf_counter() - started) * 1000,
+        )
+        return table

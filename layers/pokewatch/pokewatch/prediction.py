@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import bisect
 import json
 
 from pokewatch.api_schemas import (
@@ -19,6 +20,7 @@ from pokewatch.signals import deviation_pct, signal_of
 
 #: Rows of history shown by `GET /cards/{card_id}`.
 DETAIL_HISTORY_ROWS = 60
+_BAD_CURSOR = "cursor is not valid; pass back the next_cursor of a listing"
 
 
 class NotFound(LookupError):
@@ -45,7 +47,11 @@ def predict(
         raise UnknownCard(f"unknown card_id {request.card_id!r}")
     point = table.point_on_or_before(request.card_id, request.date)
     if point is None:
-        raise NoDataByDate(f"card {request.card_id!r} has no price on or before {request.date}")
+        first = table.history(request.card_id)[0].date
+        raise NoDataByDate(
+            f"card {request.card_id!r} has no price on or before {request.date} "
+            f"(its first is on {first})"
+        )
     return _prediction(
         table, request.card_id, point, request.market_price, buy_threshold, sell_threshold
     )
@@ -75,44 +81,54 @@ def list_cards(
     set_id: str | None = None,
     query: str | None = None,
 ) -> CardPage:
-    """A page of cards filtered by set (id or name) and by a case-insensitive name query."""
-    start = decode_cursor(cursor) if cursor else 0
-    wanted_set = set_id.casefold() if set_id else None
-    needle = query.casefold() if query else None
-    matches = [
-        card
-        for card in table.cards
-        if (wanted_set is None or wanted_set in (card.set_id.casefold(), card.set_name.casefold()))
-        and (needle is None or needle in card.name.casefold() or needle in card.card_id.casefold())
-    ]
+    """A page of cards in card id order, filtered by set (id or name, exact) and by a
+    case-insensitive substring of the name or card id.
+
+    The cursor holds the last card id of the previous page (keyset pagination), so paging stays
+    consistent when a newly promoted model adds or drops cards between two pages."""
+    after = decode_cursor(cursor) if cursor else None
+    if set_id is None and query is None:
+        matches = table.listing
+        ids = table.listing_ids
+    else:
+        wanted_set = set_id.casefold() if set_id is not None else None
+        needle = query.casefold() if query is not None else None
+        matches = [
+            card
+            for card, (set_key, set_name, name, card_key) in zip(
+                table.listing, table.search_keys, strict=True
+            )
+            if (wanted_set is None or wanted_set in (set_key, set_name))
+            and (needle is None or needle in name or needle in card_key)
+        ]
+        ids = [card.card_id for card in matches]
+    start = bisect.bisect_right(ids, after) if after is not None else 0
     page = matches[start : start + limit]
-    end = start + len(page)
+    more = start + len(page) < len(matches)
     return CardPage(
         items=[_summary(card, table.latest(card.card_id)) for card in page],
-        next_cursor=encode_cursor(end) if end < len(matches) else None,
+        next_cursor=encode_cursor(page[-1].card_id) if more else None,
         total=len(matches),
     )
 
 
-def encode_cursor(offset: int) -> str:
-    """An opaque cursor for the listing position `offset`."""
-    return base64.urlsafe_b64encode(json.dumps({"o": offset}).encode()).decode().rstrip("=")
+def encode_cursor(last_card_id: str) -> str:
+    """An opaque cursor for the page after `last_card_id`."""
+    return base64.urlsafe_b64encode(json.dumps({"after": last_card_id}).encode()).decode()
 
 
-def decode_cursor(cursor: str) -> int:
-    """The listing position in a cursor; BadCursor if it is not one of ours."""
+def decode_cursor(cursor: str) -> str:
+    """The card id a cursor continues after; BadCursor if it is not one of ours."""
     try:
-        padded = cursor + "=" * (-len(cursor) % 4)
-        offset = json.loads(base64.urlsafe_b64decode(padded.encode()))["o"]
-    except (binascii.Error, ValueError, KeyError, TypeError, UnicodeDecodeError) as exc:
-        raise BadCursor("cursor is not valid; pass back a next_cursor from a listing") from exc
-    if not isinstance(offset, int) or offset < 0:
-        raise BadCursor("cursor is not valid; pass back a next_cursor from a listing")
-    return offset
+        after = json.loads(base64.urlsafe_b64decode(cursor.encode("ascii")))["after"]
+    except (binascii.Error, ValueError, KeyError, TypeError, UnicodeError) as exc:
+        raise BadCursor(_BAD_CURSOR) from exc
+    if not isinstance(after, str):
+        raise BadCursor(_BAD_CURSOR)
+    return after
 
 
-def _summary(card: CardInfo, latest: PricePoint | None) -> CardSummary:
-    assert latest is not None, "every served card has at least one row"
+def _summary(card: CardInfo, latest: PricePoint) -> CardSummary:
     return CardSummary(**card.model_dump(), last_price=latest.market_price, last_date=latest.date)
 
 

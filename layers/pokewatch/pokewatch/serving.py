@@ -12,10 +12,13 @@ from __future__ import annotations
 import bisect
 import datetime as dt
 import json
+import math
 import struct
 from array import array
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
+from itertools import pairwise
 
 from pydantic import BaseModel
 
@@ -75,6 +78,17 @@ class ServingTable:
         self._offsets = offsets
         self._columns = columns
         self._index = {card.card_id: i for i, card in enumerate(cards)}
+        #: Cards in card id order: listings page through them with the last id as the cursor.
+        self.listing = sorted(cards, key=lambda card: card.card_id)
+        self.listing_ids = [card.card_id for card in self.listing]
+
+    @cached_property
+    def search_keys(self) -> list[tuple[str, str, str, str]]:
+        """Case-folded (set id, set name, name, card id) per card of `listing`, for filters."""
+        return [
+            (c.set_id.casefold(), c.set_name.casefold(), c.name.casefold(), c.card_id.casefold())
+            for c in self.listing
+        ]
 
     # --- reading ----------------------------------------------------------------------------
     @classmethod
@@ -93,8 +107,10 @@ class ServingTable:
             n_rows = header["rows"]
         except (KeyError, TypeError, ValueError) as exc:
             raise ServingFormatError(f"serving file header is invalid: {exc}") from exc
-        if len(offsets) != len(cards) + 1 or offsets[-1] != n_rows:
+        if len(offsets) != len(cards) + 1 or offsets[0] != 0 or offsets[-1] != n_rows:
             raise ServingFormatError("serving file offsets do not match its rows")
+        if any(lo >= hi for lo, hi in pairwise(offsets)):
+            raise ServingFormatError("serving file has a card without rows")
         columns: dict[str, array] = {}
         position = start + header_len
         for name in _COLUMNS:
@@ -122,16 +138,16 @@ class ServingTable:
 
     def point_on_or_before(self, card_id: str, day: dt.date | None) -> PricePoint | None:
         """The card's latest row on or before `day` (the latest row when `day` is None)."""
+        if day is None:
+            return self.latest(card_id)
         i = self._index[card_id]
         lo, hi = self._offsets[i], self._offsets[i + 1]
-        if day is None:
-            return self._point(hi - 1) if hi > lo else None
         r = bisect.bisect_right(self._columns["day"], day.toordinal(), lo, hi) - 1
         return self._point(r) if r >= lo else None
 
-    def latest(self, card_id: str) -> PricePoint | None:
-        """The card's latest row."""
-        return self.point_on_or_before(card_id, None)
+    def latest(self, card_id: str) -> PricePoint:
+        """The card's latest row (every card has one: `from_bytes` rejects a card without)."""
+        return self._point(self._offsets[self._index[card_id] + 1] - 1)
 
     def _point(self, r: int) -> PricePoint:
         c = self._columns
@@ -151,7 +167,12 @@ def serving_file_bytes(
     columns: dict[str, object],
 ) -> bytes:
     """Write a serving file. `columns` maps day/price/fair/low/high to sequences (numpy arrays or
-    lists) over all rows, grouped by card in the order of `cards`, each card's rows by date."""
+    lists) over all rows, grouped by card in the order of `cards`, each card's rows by date.
+
+    The API trusts what it reads (checking every row would cost its cold start), so this checks
+    it instead: every card has rows, days increase within a card, prices are finite and > 0."""
+    if len(counts) != len(cards) or any(n < 1 for n in counts):
+        raise ValueError("every card needs at least one row")
     offsets = [0]
     for n in counts:
         offsets.append(offsets[-1] + n)
@@ -166,8 +187,34 @@ def serving_file_bytes(
     header_bytes = json.dumps(header, separators=(",", ":")).encode()
     parts = [MAGIC, struct.pack("<I", len(header_bytes)), header_bytes]
     for name in _COLUMNS:
-        column = array(_TYPECODES[name], columns[name])
+        column = _as_array(_TYPECODES[name], columns[name])
         if len(column) != offsets[-1]:
             raise ValueError(f"column {name!r} has {len(column)} rows, expected {offsets[-1]}")
+        if name == "day":
+            _check_days(column, offsets)
+        elif not math.isfinite(sum(column)) or min(column, default=1) <= 0:
+            # One NaN or infinity makes the sum non-finite (values are far below overflow).
+            raise ValueError(f"column {name!r} has a non-finite or non-positive price")
         parts.append(column.tobytes())
     return b"".join(parts)
+
+
+def _as_array(typecode: str, values: object) -> array:
+    """`values` as a little-endian array; numpy arrays of the right type are copied as bytes,
+    which is much faster than element by element."""
+    column = array(typecode)
+    try:
+        view = memoryview(values)  # type: ignore[arg-type]
+    except TypeError:
+        view = None
+    if view is not None and view.format.lstrip("<=") == typecode and view.c_contiguous:
+        column.frombytes(view.cast("B"))
+    else:
+        column.extend(values)  # type: ignore[arg-type]
+    return column
+
+
+def _check_days(days: array, offsets: list[int]) -> None:
+    for i, (lo, hi) in enumerate(pairwise(offsets)):
+        if any(a >= b for a, b in pairwise(days[lo:hi])):
+            raise ValueError(f"rows of card number {i} are not in increasing date order")

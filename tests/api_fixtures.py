@@ -1,0 +1,206 @@
+"""Shared helpers of the API tests and benchmarks: a synthetic serving file, a store with a
+promoted model, the handler module loaded against that store, and API Gateway (REST) events.
+
+No ML pipeline runs here: the serving file is written directly with `serving_file_bytes`, and the
+model is put in service with `registry.promote`, exactly as the promote step would.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import importlib.util
+import json
+import math
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+from pokewatch import registry
+from pokewatch.keys import SERVING_FILE, model_artifact
+from pokewatch.serving import CardInfo, ModelFacts, serving_file_bytes
+from pokewatch.settings import get_settings
+from pokewatch.store import ArtifactStore, LocalStore
+
+ROOT = Path(__file__).resolve().parents[1]
+HANDLER_PATH = ROOT / "functions" / "api" / "app.py"
+LAST_DAY = dt.date(2025, 6, 30)
+SETS = (("sv1", "Scarlet & Violet"), ("sv2", "Paldea Évolved"), ("base1", "Base Set"))
+NAMES = ("Pikachu", "Flabébé", "Charizard ex", "Mr. Mime", "Nidoran♀", "Porygon-Z")
+
+
+def card_id_of(index: int) -> str:
+    """The id of the synthetic card number `index`."""
+    set_id = SETS[index % len(SETS)][0]
+    return f"{set_id}-{index:04d}_holofoil"
+
+
+def first_day_of(index: int, n_days: int) -> dt.date:
+    """The first served day of card `index`: every fourth card starts later, so that a date
+    before it has no data (a 404 that is not an unknown card)."""
+    late_start = n_days // 2 if index % 4 == 3 else 0
+    return LAST_DAY - dt.timedelta(days=n_days - 1 - late_start)
+
+
+def serving_bytes(version: str = "v1", n_cards: int = 24, n_days: int = 30) -> bytes:
+    """A deterministic serving file: `n_cards` cards with up to `n_days` daily rows each, the
+    fair price a smooth function of the card and the day (so answers are predictable)."""
+    cards, counts = [], []
+    columns: dict[str, list[float]] = {name: [] for name in ("day", "price", "fair", "low", "high")}
+    for i in range(n_cards):
+        set_id, set_name = SETS[i % len(SETS)]
+        cards.append(
+            CardInfo(
+                card_id=card_id_of(i),
+                name=f"{NAMES[i % len(NAMES)]} {i}",
+                set_id=set_id,
+                set_name=set_name,
+                rarity="Rare Holo",
+                variant="holofoil",
+            )
+        )
+        start = first_day_of(i, n_days)
+        days = (LAST_DAY - start).days + 1
+        counts.append(days)
+        base = 2.0 + 3.0 * (i % 17)
+        for d in range(days):
+            fair = base * (1 + 0.002 * d)
+            columns["day"].append(start.toordinal() + d)
+            columns["price"].append(fair * (1 + 0.2 * math.sin(i + d / 5)))
+            columns["fair"].append(fair)
+            columns["low"].append(fair * 0.85)
+            columns["high"].append(fair * 1.15)
+    facts = ModelFacts(
+        model_version=version,
+        trained_at=dt.datetime(2025, 7, 1, 3, 0, tzinfo=dt.UTC),
+        data_as_of=LAST_DAY,
+        horizon_days=28,
+        interval_level=0.8,
+    )
+    return serving_file_bytes(facts, cards, counts, columns)
+
+
+def put_model(store: ArtifactStore, version: str, **sizes: int) -> None:
+    """Write the serving file of `version` (not yet in service)."""
+    store.put_bytes(model_artifact(version, SERVING_FILE), serving_bytes(version, **sizes))
+
+
+def promote_model(store: ArtifactStore, version: str, **sizes: int) -> None:
+    """Write the serving file of `version` and put it in service."""
+    put_model(store, version, **sizes)
+    registry.promote(store, version)
+
+
+def load_handler(store_uri: str, **env: str) -> ModuleType:
+    """A fresh copy of the API function's module (a cold start) reading `store_uri`.
+
+    The environment is set for the import only (the module reads its settings once, as in a
+    Lambda cold start); callers restore it through `monkeypatch` or `handler_env`."""
+    os.environ["POKEWATCH_STORE"] = store_uri
+    os.environ.update(env)
+    get_settings.cache_clear()
+    name = f"pokewatch_api_app_{uuid.uuid4().hex}"
+    spec = importlib.util.spec_from_file_location(name, HANDLER_PATH)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    get_settings.cache_clear()
+    return module
+
+
+#: Locally, Powertools must neither print metrics nor reach X-Ray (as in the local runtime).
+QUIET_POWERTOOLS = {
+    "POWERTOOLS_TRACE_DISABLED": "true",
+    "POWERTOOLS_METRICS_DISABLED": "true",
+    "POWERTOOLS_LOG_LEVEL": "WARNING",
+}
+
+
+@pytest.fixture
+def handler_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.MonkeyPatch]:
+    """Quiet Powertools and restore every environment variable the handler import sets."""
+    for key, value in QUIET_POWERTOOLS.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.delenv("POKEWATCH_STORE", raising=False)
+    monkeypatch.delenv("POKEWATCH_MODEL_TTL_SECONDS", raising=False)
+    yield monkeypatch
+    get_settings.cache_clear()
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> LocalStore:
+    """A local store with model `v1` in service."""
+    local = LocalStore(tmp_path / "store")
+    promote_model(local, "v1")
+    return local
+
+
+class LambdaContext:
+    """The attributes of the Lambda context that Powertools reads."""
+
+    function_name = "ApiFunction"
+    memory_limit_in_mb = 512
+    invoked_function_arn = "arn:aws:lambda:us-east-1:000000000000:function:ApiFunction"
+    function_version = "$LATEST"
+
+    def __init__(self) -> None:
+        self.aws_request_id = str(uuid.uuid4())
+
+    @staticmethod
+    def get_remaining_time_in_millis() -> int:
+        """Plenty of time left."""
+        return 10_000
+
+
+def api_event(
+    method: str,
+    path: str,
+    *,
+    body: Any = None,
+    raw_body: str | None = None,
+    query: dict[str, str] | None = None,
+    headers: dict[str, str] | None = None,
+    base64_body: bool = False,
+) -> dict[str, Any]:
+    """The API Gateway REST proxy event of one request. `body` is sent as JSON; `raw_body` as is
+    (for malformed input)."""
+    if body is not None:
+        raw_body = json.dumps(body)
+    all_headers = {"Content-Type": "application/json", **(headers or {})}
+    all_headers = {k: v for k, v in all_headers.items() if v is not None}
+    resource = "/cards/{card_id}" if path.startswith("/cards/") else path
+    card_id = path.removeprefix("/cards/") if path.startswith("/cards/") else None
+    return {
+        "resource": resource,
+        "path": path,
+        "httpMethod": method,
+        "headers": all_headers,
+        "multiValueHeaders": {k: [v] for k, v in all_headers.items()},
+        "queryStringParameters": query,
+        "multiValueQueryStringParameters": {k: [v] for k, v in query.items()} if query else None,
+        "pathParameters": {"card_id": card_id} if card_id is not None else None,
+        "stageVariables": None,
+        "requestContext": {
+            "resourcePath": resource,
+            "httpMethod": method,
+            "path": f"/test{path}",
+            "stage": "test",
+            "requestId": str(uuid.uuid4()),
+            "identity": {"sourceIp": "127.0.0.1"},
+            "accountId": "000000000000",
+            "apiId": "test",
+        },
+        "body": raw_body,
+        "isBase64Encoded": base64_body,
+    }
+
+
+def invoke(handler: ModuleType, method: str, path: str, **kwargs: Any) -> tuple[int, Any]:
+    """Call the handler with the event of one request: (status, decoded JSON body)."""
+    response = handler.lambda_handler(api_event(method, path, **kwargs), LambdaContext())
+    body = response.get("body")
+    content_type = (response.get("headers") or {}).get("Content-Type", "")
+    return response["statusCode"], json.loads(body) if "json" in content_type else body
