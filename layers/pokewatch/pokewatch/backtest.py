@@ -1,0 +1,177 @@
+"""The walk-forward backtest of SPEC section 6: honest, out-of-time quality of the fair price.
+
+Origins are the dates of the last `backtest_days` whose actual (first price on or after
+t + horizon, within 7 days) can be observed, at least `backtest_origin_step_days` apart. The
+model is refitted every `backtest_refit_days`; an origin t is predicted by the latest refit at
+or before t, which saw only rows whose target was known by its own date (target_date <= refit
+date <= t), so no pair ever informs its own prediction. Features at t use prices up to t only.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel
+
+from pokewatch.fair_price_model import FairPriceModel
+from pokewatch.features import build_features
+from pokewatch.settings import Settings
+from pokewatch.signals import Signal
+
+#: A date is an origin candidate when at least this share of the busiest date's cards have a
+#: price on it (skips the odd off-calendar day of a weekly history).
+MAIN_CALENDAR_SHARE = 0.5
+
+
+class BacktestMetrics(BaseModel):
+    """What the backtest measured (the keys of `pokewatch backtest --json`)."""
+
+    horizon_days: int
+    mape_model: float
+    mape_naive: float
+    mape_rolling_mean_3: float
+    interval_coverage: float
+    #: Mean forward return of BUY pairs minus SELL pairs; None when either side is empty.
+    signal_spread_model: float | None
+    signal_spread_rule: float | None
+    n_pairs: int
+    n_cards: int
+    n_origins: int
+    n_refits: int
+    first_origin: dt.date
+    last_origin: dt.date
+    buy_count: int
+    sell_count: int
+    rule_buy_count: int
+    rule_sell_count: int
+
+
+def signals_of(deviation: np.ndarray, buy_threshold: float, sell_threshold: float) -> np.ndarray:
+    """The rule of `pokewatch.signals.signal_of`, over an array of deviations."""
+    return np.select(
+        [deviation <= buy_threshold, deviation >= sell_threshold],
+        [Signal.BUY.value, Signal.SELL.value],
+        default=Signal.HOLD.value,
+    )
+
+
+def _spaced(dates: list[pd.Timestamp], step_days: int, from_latest: bool) -> list[pd.Timestamp]:
+    """Dates at least `step_days` apart (ascending), anchored on the latest or the earliest."""
+    kept: list[pd.Timestamp] = []
+    for date in sorted(dates, reverse=from_latest):
+        if not kept or abs((kept[-1] - date).days) >= step_days:
+            kept.append(date)
+    return sorted(kept)
+
+
+def origin_dates(features: pd.DataFrame, settings: Settings) -> list[pd.Timestamp]:
+    """The backtest's origins: main-calendar dates with observable actuals (see module doc)."""
+    counts = features.loc[features["target"].notna(), "date"].value_counts()
+    if counts.empty:
+        return []
+    calendar = counts[counts >= MAIN_CALENDAR_SHARE * counts.max()].index
+    last = calendar.max()
+    in_window = [d for d in calendar if (last - d).days < settings.backtest_days]
+    return _spaced(in_window, settings.backtest_origin_step_days, from_latest=True)
+
+
+def walk_forward_pairs(history: pd.DataFrame, settings: Settings) -> pd.DataFrame:
+    """One row per (origin, card) with a price at the origin and an observed actual: the price,
+    actual, model fair price and interval, the rule's rolling-mean-3 fair value, both signals,
+    the forward return, and the refit date of the model that predicted it."""
+    horizon = settings.horizon_days
+    features = build_features(history, horizon)
+    origins = origin_dates(features, settings)
+    if not origins:
+        raise ValueError(f"the history is too short for a {horizon}-day backtest")
+    refit_days = set(_spaced(origins, settings.backtest_refit_days, from_latest=False))
+
+    frames: list[pd.DataFrame] = []
+    model: FairPriceModel | None = None
+    fitted_on = origins[0]
+    for origin in origins:
+        if origin in refit_days:
+            known = features[features["target_date"] <= origin]
+            model = FairPriceModel(
+                horizon,
+                settings.interval_level,
+                max_train_rows=settings.model_max_train_rows,
+            ).fit(known)
+            fitted_on = origin
+        assert model is not None  # the first origin is always a refit
+        at_origin = features[(features["date"] == origin) & features["target"].notna()]
+        predicted = model.predict(at_origin)
+        frames.append(
+            pd.DataFrame(
+                {
+                    "origin": origin,
+                    "card_id": at_origin["card_id"].to_numpy(),
+                    "market_price": at_origin["market_price"].to_numpy(),
+                    "actual_price": at_origin["market_price"].to_numpy()
+                    * np.exp(at_origin["target"].to_numpy()),
+                    "actual_date": at_origin["target_date"].to_numpy(),
+                    "rolling_mean_3": at_origin["market_price"].to_numpy()
+                    * np.exp(-at_origin["dev_mean3"].to_numpy()),
+                    **{c: predicted[c].to_numpy() for c in predicted.columns},
+                    "fitted_on": fitted_on,
+                }
+            )
+        )
+    pairs = pd.concat(frames, ignore_index=True)
+    price = pairs["market_price"]
+    pairs["forward_return"] = pairs["actual_price"] / price - 1
+    pairs["deviation_pct"] = (price - pairs["fair_price"]) / pairs["fair_price"]
+    pairs["rule_deviation_pct"] = (price - pairs["rolling_mean_3"]) / pairs["rolling_mean_3"]
+    for prefix in ("", "rule_"):
+        pairs[f"{prefix}signal"] = signals_of(
+            pairs[f"{prefix}deviation_pct"].to_numpy(),
+            settings.buy_threshold,
+            settings.sell_threshold,
+        )
+    return pairs
+
+
+def _ape(predicted: pd.Series, actual: pd.Series) -> float:
+    return float(((predicted - actual).abs() / actual).mean())
+
+
+def _spread(pairs: pd.DataFrame, signal_column: str) -> tuple[float | None, int, int]:
+    """Mean forward return of BUY pairs minus SELL pairs, and the two counts."""
+    returns = pairs["forward_return"]
+    buy, sell = pairs[signal_column] == Signal.BUY, pairs[signal_column] == Signal.SELL
+    spread = float(returns[buy].mean() - returns[sell].mean()) if buy.any() and sell.any() else None
+    return spread, int(buy.sum()), int(sell.sum())
+
+
+def metrics_of_pairs(pairs: pd.DataFrame, settings: Settings) -> BacktestMetrics:
+    """The SPEC section 6 metrics of a `walk_forward_pairs` frame."""
+    actual = pairs["actual_price"]
+    inside = (pairs["fair_price_low"] <= actual) & (actual <= pairs["fair_price_high"])
+    spread_model, buy, sell = _spread(pairs, "signal")
+    spread_rule, rule_buy, rule_sell = _spread(pairs, "rule_signal")
+    return BacktestMetrics(
+        horizon_days=settings.horizon_days,
+        mape_model=_ape(pairs["fair_price"], actual),
+        mape_naive=_ape(pairs["market_price"], actual),
+        mape_rolling_mean_3=_ape(pairs["rolling_mean_3"], actual),
+        interval_coverage=float(inside.mean()),
+        signal_spread_model=spread_model,
+        signal_spread_rule=spread_rule,
+        n_pairs=len(pairs),
+        n_cards=int(pairs["card_id"].nunique()),
+        n_origins=int(pairs["origin"].nunique()),
+        n_refits=int(pairs["fitted_on"].nunique()),
+        first_origin=pairs["origin"].min().date(),
+        last_origin=pairs["origin"].max().date(),
+        buy_count=buy,
+        sell_count=sell,
+        rule_buy_count=rule_buy,
+        rule_sell_count=rule_sell,
+    )
+
+
+def walk_forward(history: pd.DataFrame, settings: Settings) -> BacktestMetrics:
+    """The walk-forward backtest of `history` (SPEC section 6) at `settings.horizon_days`."""
+    return metrics_of_pairs(walk_forward_pairs(history, settings), settings)

@@ -1,0 +1,276 @@
+"""The fair-price model: a card's market price `horizon_days` ahead, with a conformal interval.
+
+The model predicts the log change log(actual / price) with gradient-boosted trees under an
+absolute (median) loss: the median of the future price minimises absolute percentage error far
+better than the mean on fat-tailed card prices. Every `fit` chooses its own configuration on a
+validation window that ends before the training rows end (an inner walk-forward), so nothing
+is tuned to the data it is later judged on:
+
+1. rows are split in time: the *calibration* rows are the last `validation_days` of origins,
+   the *inner* rows are those whose target was known before the first calibration origin;
+2. each candidate configuration is fitted on the inner rows and scored by MAPE on the
+   calibration rows, together with a shrink factor toward "no change" (0 = the naive forecast)
+   that guards against a model that does not beat repeating the last price;
+3. the interval is split-conformal: calibration residuals of the chosen configuration, divided
+   by a per-card volatility scale so quiet cards get tight intervals and volatile cards wide
+   ones, give the lower and upper quantiles of the `interval_level` band;
+4. the chosen configuration is refitted on all rows for prediction.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+import pandas as pd
+import skops.io as sio
+from sklearn.ensemble import HistGradientBoostingRegressor
+
+from pokewatch.features import CATEGORICAL_FEATURES, FEATURE_COLUMNS, NUMERIC_FEATURES
+
+#: The only types `from_bytes` lets skops rebuild (beyond skops' own safe defaults).
+TRUSTED_TYPES: tuple[str, ...] = (
+    "collections.OrderedDict",
+    "numpy.dtype",
+    "numpy.float64",
+    "numpy.int64",
+    "numpy.ndarray",
+    "sklearn._loss.link.IdentityLink",
+    "sklearn._loss.loss.AbsoluteError",
+    "sklearn.ensemble._hist_gradient_boosting.binning._BinMapper",
+    "sklearn.ensemble._hist_gradient_boosting.gradient_boosting.HistGradientBoostingRegressor",
+    "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
+)
+
+#: Format version of the serialised state; bumped when its layout changes.
+FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One configuration the fit chooses among: tree hyperparameters."""
+
+    name: str
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+#: Small, deliberately different capacities; the inner validation picks one per fit.
+CANDIDATES: tuple[Candidate, ...] = (
+    Candidate("shallow", {"max_leaf_nodes": 7, "learning_rate": 0.1, "max_iter": 100}),
+    Candidate("medium", {"max_leaf_nodes": 15, "learning_rate": 0.05, "max_iter": 200}),
+    Candidate("deep", {"max_leaf_nodes": 31, "learning_rate": 0.05, "max_iter": 300}),
+)
+#: Multipliers of the predicted log change tried on the validation window (0 = naive).
+SHRINKS: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 1.0)
+
+
+def mape_of_log_change(predicted: np.ndarray, target: np.ndarray) -> float:
+    """Mean |fair − actual| / actual, fair = price·exp(predicted), actual = price·exp(target)."""
+    return float(np.mean(np.abs(np.expm1(predicted - target))))
+
+
+class FairPriceModel:
+    """Fair price `horizon_days` ahead and its `interval_level` interval, from `build_features`."""
+
+    #: Floor of the interval scale (log units over the horizon), so stale cards keep some width.
+    SCALE_FLOOR: ClassVar[float] = 0.01
+    #: Fewest rows on each side of the validation split.
+    MIN_ROWS: ClassVar[int] = 50
+
+    def __init__(
+        self,
+        horizon_days: int = 28,
+        interval_level: float = 0.8,
+        random_state: int = 0,
+        *,
+        validation_days: int = 56,
+        max_train_rows: int = 300_000,
+    ) -> None:
+        self.horizon_days = horizon_days
+        self.interval_level = interval_level
+        self.random_state = random_state
+        self.validation_days = validation_days
+        self.max_train_rows = max_train_rows
+        self.estimator_: HistGradientBoostingRegressor | None = None
+        self.categories_: dict[str, list[str]] = {}
+        self.candidate_: str = ""
+        self.shrink_: float = 1.0
+        self.residual_quantiles_: tuple[float, float] = (0.0, 0.0)
+        self.validation_: dict[str, float] = {}
+
+    # --- fitting ------------------------------------------------------------------------------
+
+    def fit(self, features: pd.DataFrame) -> FairPriceModel:
+        """Fit on the rows of `features` with a known target (choosing the configuration and
+        calibrating the interval on the most recent of them, see the module docstring)."""
+        rows = self._training_rows(features)
+        self.categories_ = {
+            c: sorted(rows[c].astype(str).unique().tolist()) for c in CATEGORICAL_FEATURES
+        }
+        inner, calibration = self._split(rows)
+        x_inner, x_cal = self._matrix(inner), self._matrix(calibration)
+        y_cal = calibration["target"].to_numpy()
+
+        best: tuple[float, Candidate, float, np.ndarray] | None = None
+        for candidate in CANDIDATES:
+            estimator = self._fitted(candidate, x_inner, inner["target"].to_numpy())
+            raw = estimator.predict(x_cal)
+            for shrink in SHRINKS:
+                score = mape_of_log_change(shrink * raw, y_cal)
+                if best is None or score < best[0]:
+                    best = (score, candidate, shrink, raw)
+        assert best is not None  # CANDIDATES and SHRINKS are non-empty
+        score, candidate, shrink, raw = best
+
+        scores = (y_cal - shrink * raw) / self._scale(calibration)
+        self.residual_quantiles_ = self._conformal_quantiles(scores)
+        self.candidate_, self.shrink_ = candidate.name, shrink
+        self.validation_ = {
+            "mape_model": score,
+            "mape_naive": mape_of_log_change(np.zeros_like(y_cal), y_cal),
+            "n_inner": float(len(inner)),
+            "n_calibration": float(len(calibration)),
+        }
+        self.estimator_ = self._fitted(candidate, self._matrix(rows), rows["target"].to_numpy())
+        return self
+
+    def _training_rows(self, features: pd.DataFrame) -> pd.DataFrame:
+        """Rows with a known target, subsampled to `max_train_rows` (daily histories of many
+        cards carry far more rows than the trees need; neighbouring days are near duplicates)."""
+        rows = features[features["target"].notna()]
+        if len(rows) > self.max_train_rows:
+            rng = np.random.default_rng(self.random_state)
+            keep = np.sort(rng.choice(len(rows), size=self.max_train_rows, replace=False))
+            rows = rows.iloc[keep]
+        return rows
+
+    def _split(self, rows: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """Inner rows (target known by the cutoff) and calibration rows (origin after it)."""
+        dates = rows["date"]
+        cutoff = min(
+            dates.max() - pd.Timedelta(days=self.validation_days),
+            dates.quantile(0.75),
+        )
+        inner = rows[rows["target_date"] <= cutoff]
+        calibration = rows[dates > cutoff]
+        if len(inner) < self.MIN_ROWS or len(calibration) < self.MIN_ROWS:
+            raise ValueError(
+                f"not enough rows with a known target to fit and validate: {len(inner)} before "
+                f"and {len(calibration)} after {cutoff.date()} (need {self.MIN_ROWS} each)"
+            )
+        return inner, calibration
+
+    def _fitted(
+        self, candidate: Candidate, x: np.ndarray, y: np.ndarray
+    ) -> HistGradientBoostingRegressor:
+        """A candidate's trees fitted on (x, y)."""
+        # A feature never observed in a short history (a 91-day return in the first weeks) is
+        # all NaN, which the binner rejects; as a constant it is simply never split on.
+        x = np.where(np.isnan(x).all(axis=0), 0.0, x)
+        categorical = [c in CATEGORICAL_FEATURES for c in FEATURE_COLUMNS]
+        return HistGradientBoostingRegressor(
+            loss="absolute_error",
+            min_samples_leaf=100,
+            l2_regularization=1.0,
+            categorical_features=categorical,
+            early_stopping=False,
+            random_state=self.random_state,
+            **candidate.params,
+        ).fit(x, y)
+
+    def _conformal_quantiles(self, scores: np.ndarray) -> tuple[float, float]:
+        """Lower / upper split-conformal quantiles of the scaled residuals (finite-sample
+        corrected, so the band covers at least `interval_level` on exchangeable rows)."""
+        n = len(scores)
+        tail = (1 - self.interval_level) / 2
+        upper_rank = min(math.ceil((n + 1) * (1 - tail)) / n, 1.0)
+        lower_rank = max(math.floor((n + 1) * tail) / n, 0.0)
+        return (
+            float(np.quantile(scores, lower_rank, method="lower")),
+            float(np.quantile(scores, upper_rank, method="higher")),
+        )
+
+    # --- prediction ---------------------------------------------------------------------------
+
+    def _matrix(self, features: pd.DataFrame) -> np.ndarray:
+        """Feature matrix; categories become their index in the fitted list (unknown: NaN)."""
+        columns = [features[c].to_numpy(dtype=np.float64) for c in NUMERIC_FEATURES]
+        for c in CATEGORICAL_FEATURES:
+            codes = pd.Categorical(features[c].astype(str), categories=self.categories_[c]).codes
+            columns.append(np.where(codes >= 0, codes, np.nan).astype(np.float64))
+        return np.column_stack(columns)
+
+    def _scale(self, features: pd.DataFrame) -> np.ndarray:
+        """Expected size of a move over the horizon: recent volatility × √horizon, floored."""
+        vol = features["vol_91d"].to_numpy(dtype=np.float64)
+        vol = np.where(np.isfinite(vol), vol, np.nanmedian(vol) if np.isfinite(vol).any() else 0)
+        return np.sqrt(vol**2 * self.horizon_days + self.SCALE_FLOOR**2)
+
+    def predict_log_change(self, features: pd.DataFrame) -> np.ndarray:
+        """The (shrunk) predicted log(price in `horizon_days` / price now) of every row."""
+        if self.estimator_ is None:
+            raise RuntimeError("FairPriceModel is not fitted")
+        return self.shrink_ * self.estimator_.predict(self._matrix(features))
+
+    def predict(self, features: pd.DataFrame) -> pd.DataFrame:
+        """`fair_price`, `fair_price_low`, `fair_price_high` of every row (index aligned)."""
+        change = self.predict_log_change(features)
+        scale = self._scale(features)
+        price = features["market_price"].to_numpy(dtype=np.float64)
+        low_q, high_q = self.residual_quantiles_
+        return pd.DataFrame(
+            {
+                "fair_price": price * np.exp(change),
+                "fair_price_low": price * np.exp(change + low_q * scale),
+                "fair_price_high": price * np.exp(change + high_q * scale),
+            },
+            index=features.index,
+        )
+
+    # --- persistence --------------------------------------------------------------------------
+
+    def to_bytes(self) -> bytes:
+        """The fitted model as skops bytes (no pickle: loading rebuilds only trusted types)."""
+        if self.estimator_ is None:
+            raise RuntimeError("FairPriceModel is not fitted")
+        state = {
+            "format_version": FORMAT_VERSION,
+            "horizon_days": self.horizon_days,
+            "interval_level": self.interval_level,
+            "random_state": self.random_state,
+            "validation_days": self.validation_days,
+            "max_train_rows": self.max_train_rows,
+            "feature_columns": list(FEATURE_COLUMNS),
+            "estimator": self.estimator_,
+            "categories": self.categories_,
+            "candidate": self.candidate_,
+            "shrink": self.shrink_,
+            "residual_quantiles": list(self.residual_quantiles_),
+            "validation": self.validation_,
+        }
+        return sio.dumps(state, compression=8)
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> FairPriceModel:
+        """A model saved by `to_bytes`; refuses any type outside `TRUSTED_TYPES`."""
+        state = sio.loads(data, trusted=list(TRUSTED_TYPES))
+        if state.get("format_version") != FORMAT_VERSION:
+            raise ValueError(f"unsupported model format {state.get('format_version')!r}")
+        if state["feature_columns"] != list(FEATURE_COLUMNS):
+            raise ValueError("the model was trained on other feature columns")
+        model = cls(
+            state["horizon_days"],
+            state["interval_level"],
+            state["random_state"],
+            validation_days=state["validation_days"],
+            max_train_rows=state["max_train_rows"],
+        )
+        model.estimator_ = state["estimator"]
+        model.categories_ = state["categories"]
+        model.candidate_ = state["candidate"]
+        model.shrink_ = state["shrink"]
+        model.residual_quantiles_ = tuple(state["residual_quantiles"])
+        model.validation_ = state["validation"]
+        return model

@@ -1,0 +1,88 @@
+"""The quality gate of the validate step: may a freshly trained model replace the one in service?
+
+Every rule is a named check with its measured value and threshold, so a rejection says exactly
+why (SPEC section 6): MAPE at most `max_mape`; at least `min_card_coverage` of the cards
+predicted; not worse than the naive forecast (repeat the last price) beyond `naive_tolerance`;
+not worse than the champion beyond `champion_tolerance`; and an interval whose coverage is
+within `interval_coverage_tolerance` of the nominal level.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel
+
+from pokewatch.backtest import BacktestMetrics
+from pokewatch.settings import Settings
+
+
+class GateCheck(BaseModel):
+    """One rule of the gate: the value measured, the bound it is held to, and the outcome."""
+
+    passed: bool
+    value: float
+    threshold: float
+    rule: str
+
+
+class GateDecision(BaseModel):
+    """The gate's verdict: passed only when every check passed; `reasons` lists the failures."""
+
+    passed: bool
+    reasons: list[str]
+    checks: dict[str, GateCheck]
+
+
+def _at_most(name: str, value: float, bound: float, what: str) -> tuple[str, GateCheck]:
+    return name, GateCheck(
+        passed=value <= bound, value=value, threshold=bound, rule=f"{what} <= {bound:.4g}"
+    )
+
+
+def _at_least(name: str, value: float, bound: float, what: str) -> tuple[str, GateCheck]:
+    return name, GateCheck(
+        passed=value >= bound, value=value, threshold=bound, rule=f"{what} >= {bound:.4g}"
+    )
+
+
+def evaluate_gate(
+    candidate: BacktestMetrics,
+    champion: BacktestMetrics | None,
+    settings: Settings,
+    card_coverage: float,
+) -> GateDecision:
+    """Judge `candidate` (its backtest) against the thresholds of `settings` and, when a model
+    is in service, against `champion`'s backtest. `card_coverage` is the share of known cards
+    the candidate produced a prediction for."""
+    level = settings.interval_level
+    checks = dict(
+        [
+            _at_most("mape", candidate.mape_model, settings.max_mape, "mape_model"),
+            _at_least("card_coverage", card_coverage, settings.min_card_coverage, "card coverage"),
+            _at_most(
+                "naive",
+                candidate.mape_model,
+                candidate.mape_naive * (1 + settings.naive_tolerance),
+                "mape_model vs mape_naive × (1 + naive_tolerance)",
+            ),
+            _at_most(
+                "interval_coverage",
+                abs(candidate.interval_coverage - level),
+                settings.interval_coverage_tolerance,
+                f"|interval_coverage − {level}|",
+            ),
+        ]
+    )
+    if champion is not None:
+        name, check = _at_most(
+            "champion",
+            candidate.mape_model,
+            champion.mape_model * (1 + settings.champion_tolerance),
+            "mape_model vs champion mape_model × (1 + champion_tolerance)",
+        )
+        checks[name] = check
+    reasons = [
+        f"{name}: {check.value:.4g} fails {check.rule}"
+        for name, check in checks.items()
+        if not check.passed
+    ]
+    return GateDecision(passed=not reasons, reasons=reasons, checks=checks)

@@ -1,0 +1,104 @@
+"""Every rule of the quality gate, alone and with its reason."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from pokewatch.backtest import BacktestMetrics
+from pokewatch.quality_gate import evaluate_gate
+from pokewatch.settings import Settings
+
+SETTINGS = Settings(
+    max_mape=0.20,
+    min_card_coverage=0.80,
+    naive_tolerance=0.0,
+    champion_tolerance=0.05,
+    interval_coverage_tolerance=0.10,
+)
+
+
+def metrics(**overrides: float) -> BacktestMetrics:
+    """A backtest that passes every rule, with some fields overridden."""
+    values: dict[str, object] = {
+        "horizon_days": 28,
+        "mape_model": 0.06,
+        "mape_naive": 0.065,
+        "mape_rolling_mean_3": 0.07,
+        "interval_coverage": 0.80,
+        "signal_spread_model": 0.05,
+        "signal_spread_rule": 0.02,
+        "n_pairs": 1000,
+        "n_cards": 100,
+        "n_origins": 10,
+        "n_refits": 3,
+        "first_origin": dt.date(2024, 5, 6),
+        "last_origin": dt.date(2024, 7, 8),
+        "buy_count": 20,
+        "sell_count": 20,
+        "rule_buy_count": 30,
+        "rule_sell_count": 30,
+    }
+    values.update(overrides)
+    return BacktestMetrics.model_validate(values)
+
+
+def test_a_good_model_passes_without_champion() -> None:
+    decision = evaluate_gate(metrics(), None, SETTINGS, card_coverage=0.95)
+    assert decision.passed
+    assert decision.reasons == []
+    assert set(decision.checks) == {"mape", "card_coverage", "naive", "interval_coverage"}
+
+
+@pytest.mark.parametrize(
+    ("candidate", "coverage", "failing"),
+    [
+        (metrics(mape_model=0.25, mape_naive=0.30), 0.95, "mape"),
+        (metrics(), 0.79, "card_coverage"),
+        (metrics(mape_model=0.066, mape_naive=0.065), 0.95, "naive"),
+        (metrics(interval_coverage=0.65), 0.95, "interval_coverage"),
+        (metrics(interval_coverage=0.95), 0.95, "interval_coverage"),
+    ],
+)
+def test_each_rule_fails_alone_with_its_reason(
+    candidate: BacktestMetrics, coverage: float, failing: str
+) -> None:
+    decision = evaluate_gate(candidate, None, SETTINGS, card_coverage=coverage)
+    assert not decision.passed
+    assert [name for name, check in decision.checks.items() if not check.passed] == [failing]
+    assert len(decision.reasons) == 1
+    assert decision.reasons[0].startswith(f"{failing}:")
+
+
+def test_champion_tolerance() -> None:
+    champion = metrics(mape_model=0.050)
+    within = evaluate_gate(metrics(mape_model=0.0525), champion, SETTINGS, card_coverage=0.9)
+    beyond = evaluate_gate(metrics(mape_model=0.0530), champion, SETTINGS, card_coverage=0.9)
+    assert within.passed
+    assert within.checks["champion"].threshold == pytest.approx(0.0525)
+    assert not beyond.passed
+    assert beyond.reasons == [
+        "champion: 0.053 fails mape_model vs champion mape_model × (1 + champion_tolerance)"
+        " <= 0.0525"
+    ]
+
+
+def test_naive_tolerance_gives_slack() -> None:
+    lenient = SETTINGS.model_copy(update={"naive_tolerance": 0.05})
+    decision = evaluate_gate(
+        metrics(mape_model=0.068, mape_naive=0.065), None, lenient, card_coverage=0.9
+    )
+    assert decision.checks["naive"].passed
+
+
+def test_all_failures_are_listed() -> None:
+    bad = metrics(mape_model=0.5, mape_naive=0.3, interval_coverage=0.2)
+    decision = evaluate_gate(bad, metrics(), SETTINGS, card_coverage=0.1)
+    assert not decision.passed
+    assert {r.split(":")[0] for r in decision.reasons} == {
+        "mape",
+        "card_coverage",
+        "naive",
+        "interval_coverage",
+        "champion",
+    }
