@@ -13,7 +13,6 @@ import json
 import math
 import os
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -119,22 +118,18 @@ QUIET_POWERTOOLS = {
 }
 
 
-@pytest.fixture
-def handler_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.MonkeyPatch]:
-    """Quiet Powertools and restore every environment variable the handler import sets."""
+def quiet_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Quiet Powertools, and make `monkeypatch` restore what `load_handler` sets."""
     for key, value in QUIET_POWERTOOLS.items():
         monkeypatch.setenv(key, value)
     monkeypatch.delenv("POKEWATCH_STORE", raising=False)
     monkeypatch.delenv("POKEWATCH_MODEL_TTL_SECONDS", raising=False)
-    yield monkeypatch
-    get_settings.cache_clear()
 
 
-@pytest.fixture
-def store(tmp_path: Path) -> LocalStore:
-    """A local store with model `v1` in service."""
-    local = LocalStore(tmp_path / "store")
-    promote_model(local, "v1")
+def promoted_store(root: Path, version: str = "v1", **sizes: int) -> LocalStore:
+    """A local store under `root` with model `version` in service."""
+    local = LocalStore(root)
+    promote_model(local, version, **sizes)
     return local
 
 
@@ -202,5 +197,13 @@ def invoke(handler: ModuleType, method: str, path: str, **kwargs: Any) -> tuple[
     """Call the handler with the event of one request: (status, decoded JSON body)."""
     response = handler.lambda_handler(api_event(method, path, **kwargs), LambdaContext())
     body = response.get("body")
-    content_type = (response.get("headers") or {}).get("Content-Type", "")
-    return response["statusCode"], json.loads(body) if "json" in content_type else body
+    return response["statusCode"], json.loads(body) if "json" in header(
+        response, "Content-Type"
+    ) else body
+
+
+def header(response: dict[str, Any], name: str) -> str:
+    """A header of a proxy response (Powertools answers REST events with multiValueHeaders)."""
+    single = response.get("headers") or {}
+    multi = response.get("multiValueHeaders") or {}
+    return single.get(name) or ",".join(multi.get(name, []))

@@ -119,12 +119,13 @@ app.configure_openapi(
 )
 app.enable_swagger(path="/swagger")
 loader = ModelLoader(lambda: open_store(settings.store), settings.model_ttl_seconds)
-copy_config_to_registered_loggers(source_logger=logger, include={"pokewatch.model_loader"})
+copy_config_to_registered_loggers(source_logger=logger, include={"pokewatch"})
 
 #: Lambda runs one invocation at a time per environment, and Powertools keeps the current
 #: request, log keys and metrics in globals; a threaded host (`pokewatch serve`) must do the same.
 _invocation = threading.Lock()
 _KEYED = [{"apiKey": []}]
+_NOT_JSON = "the request body must be JSON, sent with Content-Type: application/json"
 _ERRORS = {
     400: "an invalid listing cursor, or a body that is not UTF-8",
     404: "no such card, or no price of it by that date",
@@ -135,14 +136,12 @@ _ERRORS = {
 }
 
 
-def _responses(*statuses: int) -> dict[int, dict[str, Any]]:
-    """The OpenAPI error responses of a route."""
+def _responses(answer: str, *errors: int) -> dict[int, dict[str, Any]]:
+    """The OpenAPI responses of a route: its answer (the return annotation) and its errors."""
+    error_content = {"application/json": {"model": ErrorBody}}
     return {
-        status: {
-            "description": _ERRORS[status],
-            "content": {"application/json": {"model": ErrorBody}},
-        }
-        for status in statuses
+        200: {"description": answer},
+        **{status: {"description": _ERRORS[status], "content": error_content} for status in errors},
     }
 
 
@@ -165,14 +164,7 @@ def _table() -> ServingTable:
 # --- errors --------------------------------------------------------------------------------------
 @app.exception_handler(RequestValidationError)
 def _invalid_request(exc: RequestValidationError) -> Response:
-    errors = exc.errors()
-    content_type = app.current_event.headers.get("content-type") or "application/json"
-    if not content_type.startswith("application/json") and any(
-        e.get("loc", ("",))[0] == "body" for e in errors
-    ):
-        # Powertools reads form bodies as forms; this API only speaks JSON.
-        return _unsupported_content_type(exc)
-    details = [ErrorDetail(field=_field_name(e), problem=_problem(e)) for e in errors]
+    details = [ErrorDetail(field=_field_name(e), problem=_problem(e)) for e in exc.errors()]
     problems = "; ".join(f"{d.field}: {d.problem}" for d in details)
     return _error(422, "invalid_request", f"invalid request: {problems}", details)
 
@@ -194,8 +186,7 @@ def _problem(error: dict[str, Any]) -> str:
 
 @app.exception_handler(RequestUnsupportedContentType)
 def _unsupported_content_type(_: Exception) -> Response:
-    content_type = app.current_event.headers.get("content-type")
-    return _error(415, "unsupported_media_type", f"send JSON, not {content_type!r}")
+    return _error(415, "unsupported_media_type", _NOT_JSON)
 
 
 @app.exception_handler(BodyTooLarge)
@@ -248,10 +239,14 @@ def _no_route(_: Exception) -> Response:
     operation_id="health",
     tags=["service"],
     responses={
+        200: {
+            "description": "a model is in service",
+            "content": {"application/json": {"model": Health}},
+        },
         503: {
             "description": "no model is in service",
             "content": {"application/json": {"model": Health}},
-        }
+        },
     },
 )
 def health() -> Response[Health]:
@@ -278,7 +273,7 @@ def health() -> Response[Health]:
     operation_id="listCards",
     tags=["cards"],
     security=_KEYED,
-    responses=_responses(400, 422, 503),
+    responses=_responses("a page of cards", 400, 422, 503),
 )
 def list_cards(
     limit: Annotated[int, Query(ge=1, le=500, description="cards per page")] = 50,
@@ -300,7 +295,7 @@ def list_cards(
     operation_id="getCard",
     tags=["cards"],
     security=_KEYED,
-    responses=_responses(404, 422, 503),
+    responses=_responses("the card", 404, 422, 503),
 )
 def card_detail(card_id: Annotated[CardId, Path()]) -> CardDetail:
     """One card with its recent price history and its latest prediction."""
@@ -315,7 +310,7 @@ def card_detail(card_id: Annotated[CardId, Path()]) -> CardDetail:
     operation_id="predict",
     tags=["predictions"],
     security=_KEYED,
-    responses=_responses(404, 413, 415, 422, 503),
+    responses=_responses("the prediction", 404, 413, 415, 422, 503),
 )
 def predict(request: PredictRequest) -> Prediction:
     """The fair price of one card, its 80% interval and the BUY / HOLD / SELL signal, at its
@@ -331,7 +326,7 @@ def predict(request: PredictRequest) -> Prediction:
     operation_id="predictBatch",
     tags=["predictions"],
     security=_KEYED,
-    responses=_responses(413, 415, 422, 503),
+    responses=_responses("one result per item", 413, 415, 422, 503),
 )
 def predict_batch(request: BatchRequest) -> BatchResponse:
     """Up to 100 predictions in the order asked; an item that fails gets an error object with the
@@ -374,13 +369,34 @@ def _openapi_document() -> str:
     return app.get_openapi_json_schema()
 
 
+def _foreign_body(event: dict) -> dict | None:
+    """The 415 answer to a POST whose body is declared as something else than JSON.
+
+    Checked before Powertools sees the request: it would parse form and multipart bodies, and a
+    multipart body without a boundary makes it raise a bare ValueError (a 500)."""
+    if event.get("httpMethod") != "POST" or not event.get("body"):
+        return None
+    headers = event.get("headers") or {}
+    content_type = next((v for k, v in headers.items() if k.lower() == "content-type"), None)
+    if content_type is None or content_type.startswith("application/json"):
+        return None
+    logger.info("request failed", extra={"status": 415, "error": "unsupported_media_type"})
+    body = ErrorBody(error="unsupported_media_type", message=_NOT_JSON)
+    return {
+        "statusCode": 415,
+        "multiValueHeaders": {"Content-Type": ["application/json"]},
+        "body": body.model_dump_json(exclude_none=True),
+        "isBase64Encoded": False,
+    }
+
+
 # --- entry point ---------------------------------------------------------------------------------
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
 @tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics(capture_cold_start_metric=True)
 def _handle(event: dict, context: LambdaContext) -> dict:
     started = time.perf_counter()
-    response = app.resolve(event, context)
+    response = _foreign_body(event) or app.resolve(event, context)
     status = int(response["statusCode"])
     # Zeros too, so that the average of Http4xx / Http5xx is the error rate.
     metrics.add_metric("Latency", MetricUnit.Milliseconds, (time.perf_counter() - started) * 1e3)

@@ -1,0 +1,584 @@
+"""The prediction API through its Lambda handler, with API Gateway (REST) proxy events."""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import json
+import logging
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+from api_fixtures import (
+    HANDLER_PATH,
+    LAST_DAY,
+    LambdaContext,
+    api_event,
+    card_id_of,
+    first_day_of,
+    header,
+    invoke,
+    load_handler,
+    promote_model,
+    promoted_store,
+    put_model,
+    quiet_environment,
+)
+from openapi_spec_validator import validate
+from pokewatch import keys, registry
+from pokewatch.model_loader import ModelLoader
+from pokewatch.store import LocalStore, open_store
+
+CARD = card_id_of(0)
+LATE_CARD = card_id_of(3)  # its history starts half way through
+N_CARDS = 24
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> LocalStore:
+    """A local store with model v1 in service."""
+    return promoted_store(tmp_path / "store")
+
+
+@pytest.fixture
+def api(store: LocalStore, monkeypatch: pytest.MonkeyPatch) -> ModuleType:
+    """The API function, cold, reading `store`."""
+    quiet_environment(monkeypatch)
+    return load_handler(store.uri)
+
+
+class FakeClock:
+    """A monotonic clock that moves only when told."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def use_clock(api: ModuleType, store: LocalStore, ttl: float) -> FakeClock:
+    """Replace the handler's loader with one on a fake clock (as a fresh cold start)."""
+    clock = FakeClock()
+    api.loader = ModelLoader(lambda: open_store(store.uri), ttl, clock=clock)
+    return clock
+
+
+def assert_error(status: int, body: object, expected_status: int, code: str | None = None) -> None:
+    """An error answer: the status, and JSON naming the problem."""
+    assert status == expected_status, body
+    assert isinstance(body, dict) and body["message"], body
+    if code:
+        assert body["error"] == code, body
+
+
+# --- health --------------------------------------------------------------------------------------
+def test_health_names_the_model_in_service(api: ModuleType) -> None:
+    status, body = invoke(api, "GET", "/health")
+    assert status == 200
+    assert body["status"] == "ok"
+    assert body["model_version"] == "v1"
+    assert body["data_as_of"] == LAST_DAY.isoformat()
+    assert body["trained_at"].startswith("2025-07-01T03:00")
+    assert body["cards"] == N_CARDS
+
+
+def test_no_model_in_service_is_503_with_the_reason(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    quiet_environment(monkeypatch)
+    empty = LocalStore(tmp_path / "empty")
+    api = load_handler(empty.uri)
+    status, body = invoke(api, "GET", "/health")
+    assert status == 503
+    assert body["status"] == "unavailable"
+    assert keys.CURRENT_MODEL in body["detail"]
+    event = api_event("POST", "/predict", body={"card_id": CARD})
+    response = api.lambda_handler(event, LambdaContext())
+    assert response["statusCode"] == 503
+    assert int(header(response, "Retry-After")) >= 1
+    assert_error(503, json.loads(response["body"]), 503, "model_unavailable")
+    for path in ("/cards", f"/cards/{CARD}"):
+        assert_error(*invoke(api, "GET", path), 503, "model_unavailable")
+
+
+# --- listing -------------------------------------------------------------------------------------
+def test_listing_pages_through_every_card_once_in_id_order(api: ModuleType) -> None:
+    seen: list[str] = []
+    cursor = None
+    while True:
+        query = {"limit": "5", **({"cursor": cursor} if cursor else {})}
+        status, page = invoke(api, "GET", "/cards", query=query)
+        assert status == 200
+        assert page["total"] == N_CARDS
+        assert len(page["items"]) <= 5
+        seen += [item["card_id"] for item in page["items"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert seen == sorted(card_id_of(i) for i in range(N_CARDS))
+    first = page["items"][0]
+    assert set(first) == {
+        "card_id",
+        "name",
+        "set_id",
+        "set_name",
+        "rarity",
+        "variant",
+        "last_price",
+        "last_date",
+    }
+    assert first["last_date"] == LAST_DAY.isoformat()
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ({"set": "sv2"}, {card_id_of(i) for i in range(1, N_CARDS, 3)}),
+        ({"set": "paldea évolved"}, {card_id_of(i) for i in range(1, N_CARDS, 3)}),
+        ({"q": "FLABÉBÉ"}, {card_id_of(i) for i in range(1, N_CARDS, 6)}),
+        ({"q": "flabébé", "set": "base1"}, set()),
+        ({"q": "0003_holo"}, {card_id_of(3)}),
+        ({"q": "nidoran♀ 4"}, {card_id_of(4)}),
+        ({"q": ""}, {card_id_of(i) for i in range(N_CARDS)}),
+    ],
+)
+def test_listing_filters_by_set_and_name(
+    api: ModuleType, query: dict[str, str], expected: set[str]
+) -> None:
+    status, page = invoke(api, "GET", "/cards", query={**query, "limit": "500"})
+    assert status == 200
+    assert {item["card_id"] for item in page["items"]} == expected
+    assert page["total"] == len(expected)
+    assert page["next_cursor"] is None
+
+
+@pytest.mark.parametrize(
+    ("query", "status", "code"),
+    [
+        ({"limit": "0"}, 422, "invalid_request"),
+        ({"limit": "501"}, 422, "invalid_request"),
+        ({"limit": "ten"}, 422, "invalid_request"),
+        ({"limit": "1e3"}, 422, "invalid_request"),
+        ({"q": "x" * 101}, 422, "invalid_request"),
+        ({"cursor": "not-a-cursor"}, 400, "invalid_cursor"),
+        ({"cursor": "eyJvIjogM30="}, 400, "invalid_cursor"),  # base64 JSON, but not ours
+        ({"cursor": "é"}, 400, "invalid_cursor"),
+    ],
+)
+def test_listing_rejects_bad_parameters(
+    api: ModuleType, query: dict[str, str], status: int, code: str
+) -> None:
+    response_status, body = invoke(api, "GET", "/cards", query=query)
+    assert_error(response_status, body, status, code)
+    if status == 422:
+        assert body["details"][0]["field"].startswith("query.")
+
+
+# --- card detail ---------------------------------------------------------------------------------
+def test_card_detail_has_recent_history_and_latest_prediction(api: ModuleType) -> None:
+    status, card = invoke(api, "GET", f"/cards/{CARD}")
+    assert status == 200
+    assert card["card_id"] == CARD
+    assert card["name"] == "Pikachu 0"
+    history = card["history"]
+    assert 1 < len(history) <= 60
+    assert [p["date"] for p in history] == sorted(p["date"] for p in history)
+    assert history[-1]["date"] == card["last_date"] == LAST_DAY.isoformat()
+    latest = card["prediction"]
+    assert latest["date"] == history[-1]["date"]
+    assert latest["fair_price"] == history[-1]["fair_price"]
+    assert latest["model_version"] == "v1"
+
+
+@pytest.mark.parametrize(
+    ("card_id", "status"),
+    [
+        ("nope-1_holofoil", 404),
+        ("..", 422),
+        ("%2e%2e", 422),
+        ("..%2f..%2fetc%2fpasswd", 422),
+        ("ピカチュウ", 422),
+        ("x" * 129, 422),
+        ("a;drop table", 422),
+    ],
+)
+def test_card_detail_of_unknown_or_invalid_ids_is_4xx(
+    api: ModuleType, card_id: str, status: int
+) -> None:
+    assert_error(*invoke(api, "GET", f"/cards/{card_id}"), status)
+
+
+# --- predict -------------------------------------------------------------------------------------
+def test_predict_answers_at_the_latest_price_by_default(api: ModuleType) -> None:
+    status, answer = invoke(api, "POST", "/predict", body={"card_id": CARD})
+    assert status == 200
+    _, card = invoke(api, "GET", f"/cards/{CARD}")
+    assert answer == card["prediction"]
+    assert answer["date"] == LAST_DAY.isoformat()
+    assert answer["fair_price_low"] <= answer["fair_price"] <= answer["fair_price_high"]
+    assert answer["horizon_days"] == 28
+    expected = (answer["market_price"] - answer["fair_price"]) / answer["fair_price"]
+    assert answer["deviation_pct"] == pytest.approx(expected, abs=1e-4)
+
+
+def test_predict_at_a_date_uses_the_latest_row_on_or_before_it(api: ModuleType) -> None:
+    _, card = invoke(api, "GET", f"/cards/{CARD}")
+    day = card["history"][-10]
+    status, answer = invoke(api, "POST", "/predict", body={"card_id": CARD, "date": day["date"]})
+    assert status == 200
+    assert answer["date"] == day["date"]
+    assert answer["fair_price"] == day["fair_price"]
+    assert answer["market_price"] == day["market_price"]
+    later = (LAST_DAY + dt.timedelta(days=400)).isoformat()
+    _, answer = invoke(api, "POST", "/predict", body={"card_id": CARD, "date": later})
+    assert answer["date"] == LAST_DAY.isoformat()
+
+
+@pytest.mark.parametrize(("factor", "signal"), [(0.5, "BUY"), (1.0, "HOLD"), (2.0, "SELL")])
+def test_predict_at_an_offered_price_gives_its_signal(
+    api: ModuleType, factor: float, signal: str
+) -> None:
+    _, latest = invoke(api, "POST", "/predict", body={"card_id": CARD})
+    offered = round(latest["fair_price"] * factor, 2)
+    body = {"card_id": CARD, "market_price": offered}
+    status, answer = invoke(api, "POST", "/predict", body=body)
+    assert status == 200
+    assert answer["market_price"] == offered
+    assert answer["signal"] == signal
+
+
+def test_predict_unknown_card_or_no_data_by_date_is_404(api: ModuleType) -> None:
+    status, body = invoke(api, "POST", "/predict", body={"card_id": "nope-1_holofoil"})
+    assert_error(status, body, 404, "not_found")
+    assert "nope-1_holofoil" in body["message"]
+    before = (first_day_of(3, 30) - dt.timedelta(days=1)).isoformat()
+    status, body = invoke(api, "POST", "/predict", body={"card_id": LATE_CARD, "date": before})
+    assert_error(status, body, 404, "not_found")
+    assert before in body["message"]
+
+
+# --- hostile and malformed input: always 4xx ------------------------------------------------------
+HOSTILE_BODIES = [
+    # (raw body, expected status, field named in the details or None)
+    ('{"card_id": "sv1-0000_holofoil", "market_price": NaN}', 422, "body"),
+    ('{"card_id": "sv1-0000_holofoil", "market_price": Infinity}', 422, "body"),
+    ('{"card_id": "sv1-0000_holofoil", "market_price": -Infinity}', 422, "body"),
+    ('{"card_id": "sv1-0000_holofoil", "market_price": 1e999}', 422, "market_price"),
+    ('{"card_id": "sv1-0000_holofoil", "market_price": -3}', 422, "market_price"),
+    ('{"card_id": "sv1-0000_holofoil", "market_price": 0}', 422, "market_price"),
+    ('{"card_id": "sv1-0000_holofoil", "market_price": "12.5"}', 422, "market_price"),
+    ('{"card_id": "sv1-0000_holofoil", "market_price": true}', 422, "market_price"),
+    ('{"card_id": "sv1-0000_holofoil", "date": "0001-01-01"}', 422, "date"),
+    ('{"card_id": "sv1-0000_holofoil", "date": "9999-12-31"}', 422, "date"),
+    ('{"card_id": "sv1-0000_holofoil", "date": "2024-02-30"}', 422, "date"),
+    ('{"card_id": "sv1-0000_holofoil", "date": "yesterday"}', 422, "date"),
+    ('{"card_id": "sv1-0000_holofoil", "card_id": "sv2-0001_holofoil"}', 422, "body"),
+    ('{"card_id": "sv1-0000_holofoil", "cardid": "typo"}', 422, "cardid"),
+    ('{"card_id": "../../etc/passwd"}', 422, "card_id"),
+    ('{"card_id": "%2e%2e%2f"}', 422, "card_id"),
+    ('{"card_id": "\\u0000"}', 422, "card_id"),
+    ('{"card_id": "\\ud800"}', 422, "card_id"),
+    ('{"card_id": "ピカチュウ"}', 422, "card_id"),
+    ('{"card_id": 42}', 422, "card_id"),
+    ('{"card_id": {"$ne": null}}', 422, "card_id"),
+    ("{}", 422, "card_id"),
+    ("[]", 422, "body"),
+    ('"x"', 422, "body"),
+    ("42", 422, "body"),
+    ("null", 422, "body"),
+    ("", 422, "body"),
+    ("{", 422, "body"),
+    ("{'card_id': 'x'}", 422, "body"),
+    ("[" * 30_000 + "]" * 30_000, 422, "body"),
+    ('{"a":' * 10_000 + "1" + "}" * 10_000, 422, "body"),
+    ('{"card_id": "' + "x" * 70_000 + '"}', 413, None),
+]
+
+
+@pytest.mark.parametrize(("raw", "status", "field"), HOSTILE_BODIES, ids=lambda v: str(v)[:30])
+def test_hostile_predict_bodies_are_4xx_naming_the_problem(
+    api: ModuleType, raw: str, status: int, field: str | None
+) -> None:
+    response_status, body = invoke(api, "POST", "/predict", raw_body=raw)
+    assert_error(response_status, body, status)
+    if field:
+        assert field in [d["field"] for d in body["details"]], body
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    ["text/plain", "application/xml", "application/x-www-form-urlencoded", "multipart/form-data"],
+)
+def test_a_body_that_is_not_json_is_415(api: ModuleType, content_type: str) -> None:
+    headers = {"Content-Type": content_type}
+    raw = '{"card_id": "sv1-0000_holofoil"}'
+    assert_error(*invoke(api, "POST", "/predict", raw_body=raw, headers=headers), 415)
+
+
+def test_json_content_type_with_charset_or_none_at_all_is_accepted(api: ModuleType) -> None:
+    raw = '{"card_id": "sv1-0000_holofoil"}'
+    for content_type in ("application/json; charset=utf-8", None):
+        headers = {"Content-Type": content_type}
+        status, _ = invoke(api, "POST", "/predict", raw_body=raw, headers=headers)
+        assert status == 200
+
+
+def test_a_binary_body_that_is_not_utf8_is_400(api: ModuleType) -> None:
+    status, body = invoke(api, "POST", "/predict", raw_body="//79", base64_body=True)
+    assert_error(status, body, 400, "invalid_encoding")
+
+
+def test_an_unknown_route_is_a_json_404(api: ModuleType) -> None:
+    assert_error(*invoke(api, "GET", "/etc/passwd"), 404, "no_route")
+    assert_error(*invoke(api, "DELETE", "/predict"), 404, "no_route")
+
+
+def test_an_unexpected_failure_is_a_json_500(
+    api: ModuleType, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(*args: object) -> None:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(api.prediction, "predict", broken)
+    status, body = invoke(api, "POST", "/predict", body={"card_id": CARD})
+    assert_error(status, body, 500, "internal_error")
+    assert "boom" not in body["message"]  # no internals leak
+
+
+# --- batch ---------------------------------------------------------------------------------------
+def test_batch_answers_in_order_with_an_error_object_per_failed_item(api: ModuleType) -> None:
+    items = [
+        {"card_id": CARD},
+        {"card_id": "nope-1_holofoil"},
+        {"card_id": card_id_of(1), "market_price": 1.0},
+        {"card_id": CARD, "market_price": -1},
+        "not an object",
+        {"card_id": LATE_CARD, "date": "2000-01-01"},
+        {"card_id": card_id_of(2), "extra": 1},
+        {"card_id": card_id_of(2)},
+    ]
+    status, body = invoke(api, "POST", "/predict/batch", body={"items": items})
+    assert status == 200
+    results = body["results"]
+    assert len(results) == len(items)
+    _, single = invoke(api, "POST", "/predict", body={"card_id": CARD})
+    assert results[0] == single
+    assert results[2]["card_id"] == card_id_of(1) and results[2]["market_price"] == 1.0
+    assert results[7]["card_id"] == card_id_of(2)
+    errors = {r["index"]: r for r in results if "error" in r}
+    assert {i: e["status"] for i, e in errors.items()} == {1: 404, 3: 422, 4: 422, 5: 404, 6: 422}
+    assert errors[1]["card_id"] == "nope-1_holofoil"
+    assert "market_price" in errors[3]["message"]
+    assert "extra" in errors[6]["message"]
+
+
+def test_batch_of_100_is_answered_and_101_is_rejected(api: ModuleType) -> None:
+    items = [{"card_id": card_id_of(i % N_CARDS)} for i in range(100)]
+    status, body = invoke(api, "POST", "/predict/batch", body={"items": items})
+    assert status == 200
+    assert [r["card_id"] for r in body["results"]] == [i["card_id"] for i in items]
+    status, body = invoke(api, "POST", "/predict/batch", body={"items": [*items, items[0]]})
+    assert_error(status, body, 422, "invalid_request")
+    assert body["details"][0]["field"] == "items"
+
+
+@pytest.mark.parametrize(
+    ("raw", "status"),
+    [
+        ('{"items": []}', 422),
+        ("{}", 422),
+        ('{"items": {}}', 422),
+        ('{"items": [{"card_id": "sv1-0000_holofoil"}], "more": 1}', 422),
+        ('{"items": [' + ",".join(['{"card_id": "sv1-0000_holofoil"}'] * 3000) + "]}", 413),
+        ("[" + "{}," * 100 + "{}]", 422),
+    ],
+    ids=["empty", "no items", "items not a list", "unknown field", "huge", "top-level list"],
+)
+def test_malformed_batches_are_4xx(api: ModuleType, raw: str, status: int) -> None:
+    assert_error(*invoke(api, "POST", "/predict/batch", raw_body=raw), status)
+
+
+# --- OpenAPI -------------------------------------------------------------------------------------
+def test_openapi_document_is_valid_and_lists_every_route_with_its_errors(api: ModuleType) -> None:
+    status, spec = invoke(api, "GET", "/openapi.json")
+    assert status == 200
+    validate(spec)
+    operations = {
+        (method.upper(), path): operation
+        for path, item in spec["paths"].items()
+        for method, operation in item.items()
+    }
+    expected = {
+        ("GET", "/health"): {"200", "503"},
+        ("GET", "/cards"): {"200", "400", "422", "503"},
+        ("GET", "/cards/{card_id}"): {"200", "404", "422", "503"},
+        ("POST", "/predict"): {"200", "404", "413", "415", "422", "503"},
+        ("POST", "/predict/batch"): {"200", "413", "415", "422", "503"},
+    }
+    assert set(operations) == set(expected)
+    for key, statuses in expected.items():
+        assert statuses <= set(operations[key]["responses"]), key
+    schemas = spec["components"]["schemas"]
+    assert {"PredictRequest", "Prediction", "BatchResponse", "ErrorBody", "CardPage"} <= set(
+        schemas
+    )
+    error_ref = operations["POST", "/predict"]["responses"]["404"]["content"]["application/json"]
+    assert error_ref["schema"]["$ref"].endswith("/ErrorBody")
+    assert "apiKey" in spec["components"]["securitySchemes"]
+    assert "security" not in operations["GET", "/health"]
+
+
+def test_swagger_ui_is_served(api: ModuleType) -> None:
+    response = api.lambda_handler(api_event("GET", "/swagger"), LambdaContext())
+    assert response["statusCode"] == 200
+    assert "swagger-ui" in response["body"]
+
+
+# --- model loading -------------------------------------------------------------------------------
+def test_a_newly_promoted_model_is_served_within_the_ttl(
+    api: ModuleType, store: LocalStore
+) -> None:
+    clock = use_clock(api, store, ttl=60)
+    assert invoke(api, "GET", "/health")[1]["model_version"] == "v1"
+    promote_model(store, "v2", n_cards=5)
+    clock.now = 59
+    assert invoke(api, "GET", "/health")[1]["model_version"] == "v1"  # warm, not re-read
+    clock.now = 60
+    status, health = invoke(api, "GET", "/health")
+    assert (status, health["model_version"], health["cards"]) == (200, "v2", 5)
+    _, answer = invoke(api, "POST", "/predict", body={"card_id": CARD})
+    assert answer["model_version"] == "v2"
+
+
+def test_a_broken_new_model_leaves_the_previous_one_serving(
+    api: ModuleType, store: LocalStore
+) -> None:
+    clock = use_clock(api, store, ttl=60)
+    assert invoke(api, "GET", "/health")[0] == 200
+    store.put_bytes(keys.model_artifact("v2", keys.SERVING_FILE), b"PKWSERVING1\ngarbage")
+    registry.promote(store, "v2")
+    clock.now = 61
+    status, health = invoke(api, "GET", "/health")
+    assert (status, health["status"], health["model_version"]) == (200, "degraded", "v1")
+    assert "invalid" in health["detail"]
+    status, answer = invoke(api, "POST", "/predict", body={"card_id": CARD})
+    assert (status, answer["model_version"]) == (200, "v1")
+    put_model(store, "v2")  # repaired in place
+    clock.now = 122
+    status, health = invoke(api, "GET", "/health")
+    assert (health["status"], health["model_version"]) == ("ok", "v2")
+
+
+def test_a_missing_artifact_at_cold_start_is_503_until_a_model_appears(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    quiet_environment(monkeypatch)
+    store = LocalStore(tmp_path / "store")
+    promote_model(store, "v1")
+    store.delete(keys.model_artifact("v1", keys.SERVING_FILE))
+    api = load_handler(store.uri)
+    clock = use_clock(api, store, ttl=600)
+    status, body = invoke(api, "POST", "/predict", body={"card_id": CARD})
+    assert_error(status, body, 503, "model_unavailable")
+    assert "models/v1/serving.bin" in body["message"]
+    put_model(store, "v1")
+    clock.now = 5  # a first model is looked for again soon, not after the whole TTL
+    assert invoke(api, "POST", "/predict", body={"card_id": CARD})[0] == 200
+
+
+def test_the_ttl_comes_from_settings(store: LocalStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    quiet_environment(monkeypatch)
+    api = load_handler(store.uri, POKEWATCH_MODEL_TTL_SECONDS="0")
+    assert invoke(api, "GET", "/health")[1]["model_version"] == "v1"
+    promote_model(store, "v2")
+    assert invoke(api, "GET", "/health")[1]["model_version"] == "v2"
+
+
+# --- observability and packaging -----------------------------------------------------------------
+def test_metrics_count_latency_errors_and_cards_predicted(
+    api: ModuleType, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "false")
+    items = [{"card_id": CARD}, {"card_id": "nope-1_holofoil"}, {"card_id": card_id_of(1)}]
+    invoke(api, "POST", "/predict/batch", body={"items": items})
+    invoke(api, "POST", "/predict", body={"card_id": "nope-1_holofoil"})
+    emitted = [
+        json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line
+    ]
+    batch, failed = (m for m in emitted if "Latency" in m)
+    assert batch["CardsPredicted"] == [2.0]
+    assert (batch["Http4xx"], batch["Http5xx"]) == ([0.0], [0.0])
+    assert (failed["Http4xx"], failed["Http5xx"]) == ([1.0], [0.0])
+    assert "CardsPredicted" not in failed
+    assert failed["Latency"][0] > 0
+    assert {m["Name"] for m in batch["_aws"]["CloudWatchMetrics"][0]["Metrics"]} >= {
+        "Latency",
+        "Http4xx",
+        "Http5xx",
+        "CardsPredicted",
+    }
+
+
+def test_logs_are_json_with_the_request_id_as_correlation_id(
+    store: LocalStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    quiet_environment(monkeypatch)
+    api = load_handler(store.uri)
+    # Powertools sets up a service's logger once per process, on the stdout of that moment.
+    output = io.StringIO()
+    monkeypatch.setattr(api.logger.registered_handler, "stream", output)
+    event = api_event("POST", "/predict", body={"card_id": "nope-1_holofoil"})
+    loggers = [logging.getLogger("pokewatch-api"), logging.getLogger("pokewatch")]
+    levels = [lg.level for lg in loggers]
+    try:
+        for lg in loggers:
+            lg.setLevel(logging.INFO)
+        api.lambda_handler(event, LambdaContext())
+    finally:
+        for lg, level in zip(loggers, levels, strict=True):
+            lg.setLevel(level)
+    lines = [json.loads(line) for line in output.getvalue().splitlines()]
+    failed = next(line for line in lines if line["message"] == "request failed")
+    assert failed["correlation_id"] == event["requestContext"]["requestId"]
+    assert (failed["status"], failed["error"]) == (404, "not_found")
+    loaded = next(line for line in lines if "loaded" in line["message"])
+    assert loaded["correlation_id"] == event["requestContext"]["requestId"]
+
+
+def test_concurrent_invocations_each_get_their_own_answer(api: ModuleType) -> None:
+    problems: list[str] = []
+
+    def client(i: int) -> None:
+        card_id = card_id_of(i % N_CARDS)
+        for _ in range(30):
+            status, body = invoke(api, "POST", "/predict", body={"card_id": card_id})
+            if status != 200 or body["card_id"] != card_id:
+                problems.append(f"{card_id}: {status} {body}")
+
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert problems == []
+
+
+def test_the_handler_imports_no_pandas_numpy_or_sklearn(store: LocalStore) -> None:
+    code = (
+        "import importlib.util, json, sys\n"
+        f"spec = importlib.util.spec_from_file_location('app', {str(HANDLER_PATH)!r})\n"
+        "module = importlib.util.module_from_spec(spec)\n"
+        "spec.loader.exec_module(module)\n"
+        "heavy = {'pandas', 'numpy', 'sklearn', 'pyarrow', 'scipy', 'aws_xray_sdk.core'}\n"
+        "print(json.dumps(sorted(heavy & set(sys.modules))))\n"
+    )
+    env = {"POKEWATCH_STORE": store.uri, "POWERTOOLS_TRACE_DISABLED": "true", "PATH": ""}
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    )
+    assert json.loads(done.stdout) == []
