@@ -1,0 +1,47 @@
+"""The model registry: promotion is one pointer write, rollback walks back the log."""
+
+from __future__ import annotations
+
+import pytest
+
+from pokewatch import keys, registry
+from pokewatch.store import LocalStore, S3Store
+
+
+def _model(store: LocalStore | S3Store, version: str) -> None:
+    store.put_bytes(keys.model_artifact(version, keys.SERVING_FILE), b"serving")
+    store.put_bytes(keys.model_artifact(version, "metrics.json"), b'{"backtest": {}}')
+
+
+def test_no_model_in_service_at_first(any_store: LocalStore | S3Store) -> None:
+    assert registry.current(any_store) is None
+    with pytest.raises(registry.RegistryError):
+        registry.rollback(any_store)
+
+
+def test_promote_then_rollback_walks_back(any_store: LocalStore | S3Store) -> None:
+    for version in ("v1", "v2", "v3"):
+        _model(any_store, version)
+        registry.promote(any_store, version)
+    assert registry.current(any_store).version == "v3"
+    assert registry.rollback(any_store).version == "v2"
+    assert registry.rollback(any_store).version == "v1"
+    with pytest.raises(registry.RegistryError, match="no earlier model"):
+        registry.rollback(any_store)
+    assert registry.current(any_store).version == "v1"
+
+
+def test_cannot_promote_a_version_without_serving_file(any_store: LocalStore | S3Store) -> None:
+    with pytest.raises(registry.RegistryError, match="no serving file"):
+        registry.promote(any_store, "ghost")
+    assert registry.current(any_store) is None
+
+
+def test_list_marks_the_model_in_service(any_store: LocalStore | S3Store) -> None:
+    _model(any_store, "v1")
+    _model(any_store, "v2")
+    registry.promote(any_store, "v1")
+    listed = {m.version: m for m in registry.list_models(any_store)}
+    assert set(listed) == {"v1", "v2"}
+    assert listed["v1"].in_service and not listed["v2"].in_service
+    assert listed["v2"].metrics == {"backtest": {}}

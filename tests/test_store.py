@@ -1,0 +1,51 @@
+"""The artifact store: the same keys and behaviour in a directory and in S3."""
+
+from __future__ import annotations
+
+import pytest
+
+from pokewatch.store import ArtifactNotFound, LocalStore, S3Store, open_store
+
+
+def test_put_get_list_delete(any_store: LocalStore | S3Store) -> None:
+    any_store.put_bytes("raw/source=sample/dt=2026-01-01/set=a.parquet", b"a")
+    any_store.put_bytes("raw/source=sample/dt=2026-01-02/set=a.parquet", b"b")
+    any_store.put_bytes("models/current.json", b"{}")
+    assert any_store.get_bytes("raw/source=sample/dt=2026-01-02/set=a.parquet") == b"b"
+    assert any_store.list_keys("raw/source=sample/") == [
+        "raw/source=sample/dt=2026-01-01/set=a.parquet",
+        "raw/source=sample/dt=2026-01-02/set=a.parquet",
+    ]
+    assert any_store.exists("models/current.json")
+    assert not any_store.exists("models/current")
+    any_store.delete("models/current.json")
+    assert not any_store.exists("models/current.json")
+
+
+def test_overwrite_replaces_whole_object(any_store: LocalStore | S3Store) -> None:
+    any_store.put_bytes("k/x.bin", b"long first version")
+    any_store.put_bytes("k/x.bin", b"short")
+    assert any_store.get_bytes("k/x.bin") == b"short"
+
+
+def test_missing_key_is_artifact_not_found(any_store: LocalStore | S3Store) -> None:
+    with pytest.raises(ArtifactNotFound):
+        any_store.get_bytes("models/nope/metrics.json")
+    assert any_store.list_keys("nothing/") == []
+
+
+def test_local_store_leaves_no_temporary_files(local_store: LocalStore) -> None:
+    local_store.put_bytes("a/b.json", b"1")
+    files = [p.name for p in local_store.root.rglob("*") if p.is_file()]
+    assert files == ["b.json"]
+
+
+def test_local_store_rejects_keys_outside_it(local_store: LocalStore) -> None:
+    with pytest.raises(ValueError, match="escapes"):
+        local_store.put_bytes("../outside.txt", b"x")
+
+
+def test_open_store_by_uri(tmp_path) -> None:
+    assert isinstance(open_store(str(tmp_path)), LocalStore)
+    with pytest.raises(ValueError, match="no bucket"):
+        open_store("s3://")
