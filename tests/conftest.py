@@ -8,11 +8,23 @@ from pathlib import Path
 import boto3
 import pytest
 from moto import mock_aws
-
 from pokewatch.store import LocalStore, S3Store
 
 REPO = Path(__file__).resolve().parents[1]
 REAL_CSV = REPO.parent / "shared" / "data" / "tcgplayer_weekly_2024.csv.gz"
+
+
+@pytest.fixture(scope="session")
+def repo() -> Path:
+    """The repository's root folder."""
+    return REPO
+
+
+@pytest.fixture(scope="session")
+def real_csv() -> Path:
+    """The real weekly price history beside the checkout (../shared/data)."""
+    assert REAL_CSV.is_file(), f"the real price history is missing: {REAL_CSV}"
+    return REAL_CSV
 
 
 @pytest.fixture(autouse=True)
