@@ -110,6 +110,44 @@ def load_handler(store_uri: str, **env: str) -> ModuleType:
     return module
 
 
+#: Hostile or malformed /predict bodies: (raw body, expected status, field named in the details).
+HOSTILE_BODIES = [
+    # (raw body, expected status, field named in the details or None)
+    ('{"card_id": "sv1-0000_holofoil", "market_price": NaN}', 422, "body"),
+    ('{"card_id": "sv1-0000_holofoil", "market_price": Infinity}', 422, "body"),
+    ('{"card_id": "sv1-0000_holofoil", "market_price": -Infinity}', 422, "body"),
+    ('{"card_id": "sv1-0000_holofoil", "market_price": 1e999}', 422, "market_price"),
+    ('{"card_id": "sv1-0000_holofoil", "market_price": -3}', 422, "market_price"),
+    ('{"card_id": "sv1-0000_holofoil", "market_price": 0}', 422, "market_price"),
+    ('{"card_id": "sv1-0000_holofoil", "market_price": "12.5"}', 422, "market_price"),
+    ('{"card_id": "sv1-0000_holofoil", "market_price": true}', 422, "market_price"),
+    ('{"card_id": "sv1-0000_holofoil", "date": "0001-01-01"}', 422, "date"),
+    ('{"card_id": "sv1-0000_holofoil", "date": "9999-12-31"}', 422, "date"),
+    ('{"card_id": "sv1-0000_holofoil", "date": "2024-02-30"}', 422, "date"),
+    ('{"card_id": "sv1-0000_holofoil", "date": "yesterday"}', 422, "date"),
+    ('{"card_id": "sv1-0000_holofoil", "card_id": "sv2-0001_holofoil"}', 422, "body"),
+    ('{"card_id": "sv1-0000_holofoil", "cardid": "typo"}', 422, "cardid"),
+    ('{"card_id": "../../etc/passwd"}', 422, "card_id"),
+    ('{"card_id": "%2e%2e%2f"}', 422, "card_id"),
+    ('{"card_id": "\\u0000"}', 422, "card_id"),
+    ('{"card_id": "\\ud800"}', 422, "card_id"),
+    ('{"card_id": "ピカチュウ"}', 422, "card_id"),
+    ('{"card_id": 42}', 422, "card_id"),
+    ('{"card_id": {"$ne": null}}', 422, "card_id"),
+    ("{}", 422, "card_id"),
+    ("[]", 422, "body"),
+    ('"x"', 422, "body"),
+    ("42", 422, "body"),
+    ("null", 422, "body"),
+    ("", 422, "body"),
+    ("{", 422, "body"),
+    ("{'card_id': 'x'}", 422, "body"),
+    ("[" * 30_000 + "]" * 30_000, 422, "body"),
+    ('{"a":' * 10_000 + "1" + "}" * 10_000, 422, "body"),
+    ('{"card_id": "' + "x" * 70_000 + '"}', 413, None),
+]
+
+
 #: Locally, Powertools must neither print metrics nor reach X-Ray (as in the local runtime).
 QUIET_POWERTOOLS = {
     "POWERTOOLS_TRACE_DISABLED": "true",

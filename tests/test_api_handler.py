@@ -15,6 +15,7 @@ from types import ModuleType
 import pytest
 from api_fixtures import (
     HANDLER_PATH,
+    HOSTILE_BODIES,
     LAST_DAY,
     LambdaContext,
     api_event,
@@ -263,43 +264,6 @@ def test_predict_unknown_card_or_no_data_by_date_is_404(api: ModuleType) -> None
 
 
 # --- hostile and malformed input: always 4xx ------------------------------------------------------
-HOSTILE_BODIES = [
-    # (raw body, expected status, field named in the details or None)
-    ('{"card_id": "sv1-0000_holofoil", "market_price": NaN}', 422, "body"),
-    ('{"card_id": "sv1-0000_holofoil", "market_price": Infinity}', 422, "body"),
-    ('{"card_id": "sv1-0000_holofoil", "market_price": -Infinity}', 422, "body"),
-    ('{"card_id": "sv1-0000_holofoil", "market_price": 1e999}', 422, "market_price"),
-    ('{"card_id": "sv1-0000_holofoil", "market_price": -3}', 422, "market_price"),
-    ('{"card_id": "sv1-0000_holofoil", "market_price": 0}', 422, "market_price"),
-    ('{"card_id": "sv1-0000_holofoil", "market_price": "12.5"}', 422, "market_price"),
-    ('{"card_id": "sv1-0000_holofoil", "market_price": true}', 422, "market_price"),
-    ('{"card_id": "sv1-0000_holofoil", "date": "0001-01-01"}', 422, "date"),
-    ('{"card_id": "sv1-0000_holofoil", "date": "9999-12-31"}', 422, "date"),
-    ('{"card_id": "sv1-0000_holofoil", "date": "2024-02-30"}', 422, "date"),
-    ('{"card_id": "sv1-0000_holofoil", "date": "yesterday"}', 422, "date"),
-    ('{"card_id": "sv1-0000_holofoil", "card_id": "sv2-0001_holofoil"}', 422, "body"),
-    ('{"card_id": "sv1-0000_holofoil", "cardid": "typo"}', 422, "cardid"),
-    ('{"card_id": "../../etc/passwd"}', 422, "card_id"),
-    ('{"card_id": "%2e%2e%2f"}', 422, "card_id"),
-    ('{"card_id": "\\u0000"}', 422, "card_id"),
-    ('{"card_id": "\\ud800"}', 422, "card_id"),
-    ('{"card_id": "ピカチュウ"}', 422, "card_id"),
-    ('{"card_id": 42}', 422, "card_id"),
-    ('{"card_id": {"$ne": null}}', 422, "card_id"),
-    ("{}", 422, "card_id"),
-    ("[]", 422, "body"),
-    ('"x"', 422, "body"),
-    ("42", 422, "body"),
-    ("null", 422, "body"),
-    ("", 422, "body"),
-    ("{", 422, "body"),
-    ("{'card_id': 'x'}", 422, "body"),
-    ("[" * 30_000 + "]" * 30_000, 422, "body"),
-    ('{"a":' * 10_000 + "1" + "}" * 10_000, 422, "body"),
-    ('{"card_id": "' + "x" * 70_000 + '"}', 413, None),
-]
-
-
 @pytest.mark.parametrize(("raw", "status", "field"), HOSTILE_BODIES, ids=lambda v: str(v)[:30])
 def test_hostile_predict_bodies_are_4xx_naming_the_problem(
     api: ModuleType, raw: str, status: int, field: str | None
