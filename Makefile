@@ -21,6 +21,8 @@ help:
 	@echo "make test      run the whole test suite"
 	@echo "make lint      ruff + sam validate --lint + cfn-lint"
 	@echo "make build     sam build (x86_64 here; ARCH=arm64 for the default deploy)"
+	@echo "make size      unzipped size of every built function with its layers (JSON), fails over the limits"
+	@echo "make smoke     sam build, then run every built function with only its layers (slow)"
 	@echo "make bench     run the benchmarks (JSON into bench/results/)"
 	@echo "make deploy    sam build + sam deploy (ENV=default|prod)"
 
@@ -53,11 +55,25 @@ test: $(STAMP)
 lint: $(STAMP) validate
 	$(BIN)/ruff check .
 
+# sam validate --lint runs cfn-lint's own rules; the serverless rules plugin is a second pass.
 validate: $(SAM)
 	$(SAM_ENV) $(SAM) validate --lint
+	$(SAM_ENV) $(SAM_VENV)/bin/cfn-lint template.yaml -a cfn_lint_serverless.rules
 
+# SAM gives a makefile layer build no architecture: LAYER_ARCH tells layers/*/Makefile which
+# wheels to install. Deploy the same ARCH you build (the template defaults to arm64).
 build: $(SAM)
-	$(SAM_ENV) $(SAM) build --parameter-overrides Architecture=$(ARCH)
+	$(SAM_ENV) LAYER_ARCH=$(ARCH) $(SAM) build --parameter-overrides Architecture=$(ARCH)
+
+size: $(STAMP)
+	$(BIN)/python tools/check_sizes.py
+
+smoke: $(STAMP) build
+	$(BIN)/pytest -q -m slow tests/test_built_artifacts.py
+
+deploy: $(SAM)
+	$(MAKE) build ARCH=arm64
+	$(SAM_ENV) $(SAM) deploy --config-env $(ENV)
 
 format: $(STAMP)
 	$(BIN)/ruff format .
