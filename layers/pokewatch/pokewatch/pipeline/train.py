@@ -12,9 +12,10 @@ import numpy as np
 import pandas as pd
 
 from pokewatch import keys
-from pokewatch.backtest import walk_forward
+from pokewatch.backtest import metrics_of_pairs, signals_of, walk_forward_pairs
 from pokewatch.fair_price_model import FairPriceModel
 from pokewatch.history import from_parquet_bytes
+from pokewatch.report import render_report
 from pokewatch.serving import CardInfo, ModelFacts, serving_file_bytes
 from pokewatch.settings import Settings
 from pokewatch.steps import Dataset, TrainedModel
@@ -32,7 +33,8 @@ def train_model(dataset: Dataset, settings: Settings, store: ArtifactStore) -> T
     history = from_parquet_bytes(store.get_bytes(dataset.history_key))
     features = from_parquet_bytes(store.get_bytes(dataset.features_key))
 
-    backtest = walk_forward(history, settings)
+    pairs = walk_forward_pairs(history, settings)
+    backtest = metrics_of_pairs(pairs, settings)
     model = FairPriceModel(settings.horizon_days, settings.interval_level)
     model.fit(features[features["target"].notna()])
 
@@ -64,6 +66,15 @@ def train_model(dataset: Dataset, settings: Settings, store: ArtifactStore) -> T
         "train_seconds": round(time.perf_counter() - started, 2),
         "peak_memory_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
     }
+    report = render_report(
+        version,
+        dataset.data_as_of,
+        backtest,
+        pairs,
+        latest_opportunities(history, predicted, settings),
+        settings.interval_level,
+    )
+    store.put_bytes(keys.model_artifact(version, "report.html"), report.encode(), "text/html")
     store.put_bytes(keys.model_artifact(version, "model.skops"), model.to_bytes())
     store.put_bytes(keys.model_artifact(version, keys.SERVING_FILE), serving)
     store.put_bytes(
@@ -72,6 +83,20 @@ def train_model(dataset: Dataset, settings: Settings, store: ArtifactStore) -> T
         "application/json",
     )
     return TrainedModel(run=dataset.run, version=version, dataset=dataset)
+
+
+def latest_opportunities(
+    history: pd.DataFrame, predicted: pd.DataFrame, settings: Settings
+) -> pd.DataFrame:
+    """Each card's latest prediction with its name, set, deviation and signal (for the report)."""
+    latest = predicted.sort_values("date").drop_duplicates("card_id", keep="last")
+    names = history.drop_duplicates("card_id", keep="last")[["card_id", "name", "set_name"]]
+    latest = latest.merge(names, on="card_id", how="left")
+    latest["deviation_pct"] = (latest["market_price"] - latest["fair_price"]) / latest["fair_price"]
+    latest["signal"] = signals_of(
+        latest["deviation_pct"].to_numpy(), settings.buy_threshold, settings.sell_threshold
+    )
+    return latest
 
 
 def serving_table_bytes(facts: ModelFacts, history: pd.DataFrame, predicted: pd.DataFrame) -> bytes:

@@ -1,0 +1,181 @@
+"""`models/<version>/report.html`: what a collector needs to judge a model, on one page —
+backtest error next to the baselines, interval calibration, what the signals earned, and the
+biggest BUY and SELL opportunities now."""
+
+from __future__ import annotations
+
+import datetime as dt
+from html import escape
+
+import pandas as pd
+
+from pokewatch.backtest import BacktestMetrics
+from pokewatch.charts import bar_chart, line_chart
+from pokewatch.signals import Signal
+
+TOP_OPPORTUNITIES = 15
+_STYLE = " ".join(
+    (
+        "body{font-family:system-ui,sans-serif;max-width:1180px;margin:2rem auto;padding:0 1rem}",
+        "h1{margin-bottom:.2rem} .sub{color:#6b7280;margin-top:0}",
+        ".grid{display:grid;gap:1.5rem;grid-template-columns:repeat(auto-fit,minmax(560px,1fr))}",
+        "table{border-collapse:collapse;width:100%;font-size:.9rem}",
+        "td,th{padding:.3rem .5rem;text-align:right} th{background:#f3f4f6}",
+        "td:nth-child(-n+2),th:nth-child(-n+2){text-align:left}",
+        "tr:nth-child(even){background:#fafafa} .note{color:#4b5563;font-size:.9rem}",
+        ".BUY{color:#16a34a;font-weight:600} .SELL{color:#dc2626;font-weight:600}",
+        ".kpi{display:flex;gap:1rem;flex-wrap:wrap} .kpi b{display:block;font-size:1.3rem}",
+        ".kpi div{background:#f3f4f6;padding:.6rem 1rem;border-radius:.5rem}",
+    )
+)
+
+
+def render_report(
+    version: str,
+    data_as_of: dt.date,
+    metrics: BacktestMetrics,
+    pairs: pd.DataFrame,
+    opportunities: pd.DataFrame,
+    interval_level: float,
+) -> str:
+    """The report page. `pairs` is the backtest's per-pair frame (`walk_forward_pairs`);
+    `opportunities` has one row per card at its latest date with card_id, name, set_name,
+    market_price, fair_price, fair_price_low, fair_price_high, deviation_pct and signal."""
+    sections = [
+        _summary(version, data_as_of, metrics),
+        '<div class="grid">',
+        _error_chart(metrics),
+        _calibration_chart(pairs, interval_level),
+        _signal_returns_chart(pairs, metrics.horizon_days),
+        _pair_counts(metrics),
+        "</div>",
+        _opportunities(opportunities, Signal.BUY),
+        _opportunities(opportunities, Signal.SELL),
+        _method(metrics),
+    ]
+    return (
+        "<!doctype html><html lang='en'><head><meta charset='utf-8'>"
+        f"<title>PokeWatch model {escape(version)}</title><style>{_STYLE}</style></head>"
+        f"<body>{''.join(sections)}</body></html>"
+    )
+
+
+def _summary(version: str, data_as_of: dt.date, m: BacktestMetrics) -> str:
+    gain = 1 - m.mape_model / m.mape_naive if m.mape_naive else 0.0
+    return (
+        f"<h1>PokeWatch fair-price model</h1><p class='sub'>version {escape(version)} · "
+        f"data as of {data_as_of} · fair price = expected market price {m.horizon_days} days "
+        f"ahead</p><div class='kpi'>"
+        f"<div>model error<b>{m.mape_model:.2%}</b></div>"
+        f"<div>repeat-last-price error<b>{m.mape_naive:.2%}</b></div>"
+        f"<div>improvement over it<b>{gain:+.1%}</b></div>"
+        f"<div>interval coverage<b>{m.interval_coverage:.1%}</b></div>"
+        f"<div>backtest pairs<b>{m.n_pairs:,}</b></div></div>"
+    )
+
+
+def _error_chart(m: BacktestMetrics) -> str:
+    chart = bar_chart(
+        "Backtest error (mean absolute % error, lower is better)",
+        ["PokeWatch model", "last price (naive)", "rolling mean of 3"],
+        [m.mape_model, m.mape_naive, m.mape_rolling_mean_3],
+        fmt=".2%",
+    )
+    return (
+        f"<section>{chart}<p class='note'>Walk-forward: each origin is predicted by a model "
+        "fitted only on what was known then.</p></section>"
+    )
+
+
+def _calibration_chart(pairs: pd.DataFrame, interval_level: float) -> str:
+    inside = (pairs["fair_price_low"] <= pairs["actual_price"]) & (
+        pairs["actual_price"] <= pairs["fair_price_high"]
+    )
+    by_origin = inside.groupby(pairs["origin"]).mean().sort_index()
+    chart = line_chart(
+        f"Interval calibration: share of actual prices inside the {interval_level:.0%} interval",
+        [pd.Timestamp(d).strftime("%Y-%m-%d") for d in by_origin.index],
+        {"observed coverage": by_origin.tolist()},
+        reference=interval_level,
+    )
+    return (
+        f"<section>{chart}<p class='note'>Dashed: the promised {interval_level:.0%}.</p></section>"
+    )
+
+
+def _signal_returns_chart(pairs: pd.DataFrame, horizon_days: int) -> str:
+    labels, values, colors = [], [], []
+    for prefix, who in (("", "model"), ("rule_", "old rule")):
+        returns = pairs.groupby(f"{prefix}signal")["forward_return"].mean()
+        for signal, color in (
+            (Signal.BUY, "#16a34a"),
+            (Signal.HOLD, "#9ca3af"),
+            (Signal.SELL, "#dc2626"),
+        ):
+            labels.append(f"{who} {signal.value}")
+            values.append(float(returns.get(signal.value, 0.0)))
+            colors.append(color)
+    chart = bar_chart(
+        "Mean forward return after each signal (BUY should be high, SELL low)",
+        labels,
+        values,
+        colors=colors,
+    )
+    return (
+        f"<section>{chart}<p class='note'>Forward return: the actual price {horizon_days} days "
+        "later ÷ the price at the signal − 1. The old rule compares the price with the mean of "
+        "its last 3 observations.</p></section>"
+    )
+
+
+def _pair_counts(m: BacktestMetrics) -> str:
+    rows = [
+        ("BUY signals", m.buy_count, m.rule_buy_count),
+        ("SELL signals", m.sell_count, m.rule_sell_count),
+        ("BUY − SELL forward return", _pct(m.signal_spread_model), _pct(m.signal_spread_rule)),
+    ]
+    body = "".join(f"<tr><td>{a}</td><td>{b}</td><td>{c}</td></tr>" for a, b, c in rows)
+    return (
+        "<section><h3>Signals in the backtest</h3><table><tr><th></th><th>model</th>"
+        f"<th>old rule</th></tr>{body}</table><p class='note'>{m.n_pairs:,} pairs of "
+        f"{m.n_cards:,} cards over {m.n_origins} origins ({m.first_origin} to {m.last_origin}), "
+        f"{m.n_refits} refits.</p></section>"
+    )
+
+
+def _pct(value: float | None) -> str:
+    return "–" if value is None else f"{value:+.2%}"
+
+
+def _opportunities(frame: pd.DataFrame, signal: Signal) -> str:
+    chosen = frame[frame["signal"] == signal.value]
+    chosen = chosen.sort_values("deviation_pct", ascending=signal is Signal.BUY)
+    chosen = chosen.head(TOP_OPPORTUNITIES)
+    title = (
+        "Biggest BUY opportunities (price below fair)"
+        if signal is Signal.BUY
+        else ("Biggest SELL opportunities (price above fair)")
+    )
+    if chosen.empty:
+        return f"<h2>{title}</h2><p class='note'>None today.</p>"
+    rows = "".join(
+        f"<tr><td>{escape(str(r.name))}</td><td>{escape(str(r.set_name))}</td>"
+        f"<td>${r.market_price:,.2f}</td><td>${r.fair_price:,.2f}</td>"
+        f"<td>${r.fair_price_low:,.2f} – ${r.fair_price_high:,.2f}</td>"
+        f"<td class='{signal.value}'>{r.deviation_pct:+.1%}</td></tr>"
+        for r in chosen.itertuples()
+    )
+    return (
+        f"<h2>{title}</h2><table><tr><th>card</th><th>set</th><th>price</th><th>fair</th>"
+        f"<th>interval</th><th>deviation</th></tr>{rows}</table>"
+    )
+
+
+def _method(m: BacktestMetrics) -> str:
+    return (
+        "<h2>How to read this</h2><p class='note'>The fair price is the model's estimate of the "
+        f"market price {m.horizon_days} days later. BUY when the price is at least 10% below it, "
+        "SELL when 15% above. Errors are measured walk-forward on the card's real later price, "
+        "against two simple alternatives: repeating the last price, and the original system's "
+        "mean of the last three prices.</p>"
+    )
