@@ -146,7 +146,7 @@ def main() -> None:
                 "POKEWATCH_STORE": root,
                 "POWERTOOLS_TRACE_DISABLED": "true",
                 "POWERTOOLS_METRICS_NAMESPACE": "PokeWatch",
-                "POWERTOOLS_LOG_LEVEL": "INFO",
+                "POWERTOOLS_LOG_LEVEL": "WARNING",  # stdout carries only the report
                 "AWS_LAMBDA_FUNCTION_NAME": "ApiFunction",
             }
         )
