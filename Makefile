@@ -48,7 +48,7 @@ run: $(STAMP)
 	$(BIN)/pokewatch pipeline run --source sample --store $(STORE) --cards $(CARDS) --history-days $(HISTORY_DAYS)
 	$(BIN)/pokewatch serve --store $(STORE) --host 127.0.0.1 --port 3000
 
-test: $(STAMP)
+test: $(STAMP) $(SAM)
 	$(BIN)/ruff check .
 	$(BIN)/pytest -n 2 -q
 

@@ -31,7 +31,7 @@ def tree_bytes(path: Path) -> int:
     return total
 
 
-def _load_built_template(build_dir: Path) -> dict:
+def load_built_template(build_dir: Path) -> dict:
     # cfn-flip's loader reads the short intrinsic tags (!Ref) a template may use.
     return load_yaml((build_dir / "template.yaml").read_text())
 
@@ -51,7 +51,7 @@ def function_layers(template: dict) -> dict[str, list[str]]:
 
 def measure(build_dir: Path) -> dict:
     """Sizes of each layer and each function (alone and with its layers), and the verdicts."""
-    layers_of = function_layers(_load_built_template(build_dir))
+    layers_of = function_layers(load_built_template(build_dir))
     layer_ids = sorted({layer for ids in layers_of.values() for layer in ids})
     layer_bytes = {layer: tree_bytes(build_dir / layer) for layer in layer_ids}
     functions = {}
