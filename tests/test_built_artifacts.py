@@ -204,8 +204,14 @@ def functions(build_dir: Path, runtime_dir: Path, tmp_path_factory) -> BuiltFunc
 
 
 # One test, so that a parallel run (pytest -n) builds and runs the pipeline on one worker only.
-def test_built_functions_run_the_pipeline_and_serve_it(functions: BuiltFunctions) -> None:
-    """Every step, chained as the state machine chains them, then every sample API event."""
+def test_built_functions_fit_lambda_run_the_pipeline_and_serve_it(
+    functions: BuiltFunctions,
+) -> None:
+    """Sizes within Lambda's limits, every step chained as the state machine chains them, then
+    every sample API event."""
+    sizes = check_sizes.measure(functions.build_dir)
+    assert sizes["ok"], json.dumps(sizes["functions"], indent=1)
+
     # The sample backfill, with the year of history the backtest needs to fit at all.
     backfill = json.loads((EVENTS / "plan" / "sample-backfill.json").read_text())
     plan = functions.invoke("plan", {**backfill, "history_days": 400})
