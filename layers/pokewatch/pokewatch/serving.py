@@ -176,7 +176,8 @@ def serving_file_bytes(
     lists) over all rows, grouped by card in the order of `cards`, each card's rows by date.
 
     The API trusts what it reads (checking every row would cost its cold start), so this checks
-    it instead: every card has rows, days increase within a card, prices are finite and > 0."""
+    it instead: every card has rows, days increase within a card, values are finite, market and
+    fair prices above zero."""
     if len(counts) != len(cards) or any(n < 1 for n in counts):
         raise ValueError("every card needs at least one row")
     offsets = [0]
@@ -198,9 +199,12 @@ def serving_file_bytes(
             raise ValueError(f"column {name!r} has {len(column)} rows, expected {offsets[-1]}")
         if name == "day":
             _check_days(column, offsets)
-        elif not math.isfinite(sum(column)) or min(column, default=1) <= 0:
+        elif not math.isfinite(sum(column)):
             # One NaN or infinity makes the sum non-finite (values are far below overflow).
-            raise ValueError(f"column {name!r} has a non-finite or non-positive price")
+            raise ValueError(f"column {name!r} has a non-finite value")
+        elif name in ("price", "fair") and min(column, default=1) <= 0:
+            # The signal divides by the fair price; market prices are positive by definition.
+            raise ValueError(f"column {name!r} has a price that is not above zero")
         parts.append(column.tobytes())
     return b"".join(parts)
 
