@@ -180,8 +180,11 @@ class BuiltFunctions:
         done = subprocess.run(
             [
                 sys.executable,
+                # Isolated, no site-packages, and no bytecode written into the build: Lambda's
+                # /opt and /var/task are read-only, and .pyc files would inflate the sizes.
                 "-I",
                 "-S",
+                "-B",
                 "-c",
                 BOOTSTRAP,
                 str(self.build_dir / spec.logical_id),
