@@ -41,13 +41,7 @@ NUMERIC_FEATURES: tuple[str, ...] = (
     "zero_volume_share_91d",
     "log_volume",
     "stale_days",
-    "gap_days",
     "age_days",
-    "n_obs",
-    "market_ret_7d",
-    "market_ret_28d",
-    "set_ret_7d",
-    "set_ret_28d",
     "rel_set_ret_28d",
 )
 FEATURE_COLUMNS: tuple[str, ...] = NUMERIC_FEATURES + CATEGORICAL_FEATURES
@@ -160,22 +154,16 @@ def build_features(history: pd.DataFrame, horizon_days: int) -> pd.DataFrame:
     changed = ~(np.abs(np.nan_to_num(out["ret_1obs"], nan=np.inf)) <= STALE_TOLERANCE)
     last_change = pd.Series(np.where(changed, days, np.nan)).groupby(codes, sort=False).ffill()
     out["stale_days"] = days - last_change.to_numpy()
-    out["gap_days"] = np.where(
-        obs_index >= 1, days - days[np.clip(rows - 1, 0, None)], np.nan
-    ).astype(np.float64)
     out["age_days"] = (h["date"] - h["release_date"]).dt.days.to_numpy(
         dtype=np.float64, na_value=np.nan
     )
-    out["n_obs"] = (obs_index + 1).astype(np.float64)
 
     frame = pd.DataFrame(out)
-    # Market- and set-wide moves of the same date: what every card did up to t, known at t.
-    by_date = frame.groupby(h["date"].to_numpy(), sort=False)
-    by_set = frame.groupby([h["set_id"].to_numpy(), h["date"].to_numpy()], sort=False)
-    for d in (7, 28):
-        frame[f"market_ret_{d}d"] = by_date[f"ret_{d}d"].transform("mean")
-        frame[f"set_ret_{d}d"] = by_set[f"ret_{d}d"].transform("mean")
-    frame["rel_set_ret_28d"] = frame["ret_28d"] - frame["set_ret_28d"]
+    # A card's move relative to its set's mean move on the same date (known at t). Market- and
+    # set-wide levels themselves are left out: with a year of history they take few distinct
+    # values, and the trees used them to memorise dates (worse than naive on validation).
+    set_ret = frame.groupby([h["set_id"].to_numpy(), days], sort=False)["ret_28d"].transform("mean")
+    frame["rel_set_ret_28d"] = frame["ret_28d"] - set_ret
 
     target_row, known = pos.first_in(horizon_days, horizon_days + TARGET_WINDOW_DAYS)
     frame["target"] = np.where(known, log_price[target_row] - log_price, np.nan)

@@ -1,0 +1,106 @@
+"""The walk-forward backtest on synthetic markets whose truth is known."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from pokewatch.backtest import origin_dates, signals_of, walk_forward, walk_forward_pairs
+from pokewatch.features import build_features
+from pokewatch.settings import Settings
+from pokewatch.signals import signal_of
+from pokewatch.sources.base import normalise_history
+
+SETTINGS = Settings(backtest_days=84, backtest_refit_days=28, backtest_origin_step_days=7)
+
+
+def synthetic_market(
+    seed: int, cards: int, weeks: int, reversion: float, volatility: float
+) -> pd.DataFrame:
+    """Weekly prices: a log deviation from a fixed fair value that keeps `reversion` of itself
+    each week (0: pure noise around the value, 1: a random walk) plus Gaussian shocks."""
+    rng = np.random.default_rng(seed)
+    value = rng.uniform(np.log(2), np.log(200), size=cards)
+    deviation = rng.normal(0, volatility, size=cards)
+    dates = pd.date_range("2023-01-02", periods=weeks, freq="7D")
+    frames = []
+    for date in dates:
+        deviation = reversion * deviation + rng.normal(0, volatility, size=cards)
+        frames.append(
+            pd.DataFrame(
+                {
+                    "card_id": [f"s{i % 3}-{i}_normal" for i in range(cards)],
+                    "set_id": [f"s{i % 3}" for i in range(cards)],
+                    "rarity": np.where(np.arange(cards) % 2, "Rare", "Common"),
+                    "variant": "normal",
+                    "release_date": "2020-01-01",
+                    "date": date,
+                    "market_price": np.round(np.exp(value + deviation), 2),
+                    "volume": rng.integers(0, 5, size=cards),
+                }
+            )
+        )
+    return normalise_history(pd.concat(frames, ignore_index=True))
+
+
+def test_mean_reverting_market_model_beats_naive_and_rule_signals_work() -> None:
+    history = synthetic_market(1, cards=120, weeks=60, reversion=0.3, volatility=0.08)
+    metrics = walk_forward(history, SETTINGS)
+    assert metrics.mape_model < 0.85 * metrics.mape_naive
+    assert metrics.mape_model < metrics.mape_rolling_mean_3
+    assert 0.7 <= metrics.interval_coverage <= 0.9
+    # Prices far below their value rise: BUY pairs out-earn SELL pairs.
+    assert metrics.buy_count > 0 and metrics.sell_count > 0
+    assert metrics.signal_spread_model is not None and metrics.signal_spread_model > 0.1
+
+
+def test_random_walk_naive_is_hard_to_beat_and_interval_covers() -> None:
+    history = synthetic_market(2, cards=150, weeks=60, reversion=1.0, volatility=0.04)
+    metrics = walk_forward(history, SETTINGS)
+    assert metrics.mape_model == pytest.approx(metrics.mape_naive, rel=0.05)
+    assert metrics.mape_naive < metrics.mape_rolling_mean_3
+    assert 0.72 <= metrics.interval_coverage <= 0.88
+
+
+def test_pairs_follow_the_no_look_ahead_schedule() -> None:
+    history = synthetic_market(3, cards=60, weeks=50, reversion=0.5, volatility=0.05)
+    pairs = walk_forward_pairs(history, SETTINGS)
+    origins = sorted(pairs["origin"].unique())
+    # Weekly origins over the last 84 days whose actual is observable.
+    assert len(origins) == 12
+    assert pairs["origin"].max() + pd.Timedelta(days=28) <= history["date"].max()
+    assert (pairs["fitted_on"] <= pairs["origin"]).all()
+    assert pairs["fitted_on"].nunique() == 3
+    assert (pairs["actual_date"] >= pairs["origin"] + pd.Timedelta(days=28)).all()
+    assert (pairs["actual_date"] <= pairs["origin"] + pd.Timedelta(days=35)).all()
+    expected_return = pairs["actual_price"] / pairs["market_price"] - 1
+    np.testing.assert_allclose(pairs["forward_return"], expected_return)
+    # Every card priced at an origin (with an observable actual) is predicted.
+    assert len(pairs) == 12 * 60
+
+
+def test_rolling_mean_3_is_the_mean_of_the_last_three_observations() -> None:
+    history = synthetic_market(4, cards=30, weeks=50, reversion=0.5, volatility=0.05)
+    pairs = walk_forward_pairs(history, SETTINGS)
+    row = pairs.iloc[0]
+    card = history[(history["card_id"] == row["card_id"]) & (history["date"] <= row["origin"])]
+    assert row["rolling_mean_3"] == pytest.approx(card["market_price"].tail(3).mean())
+
+
+def test_origins_skip_off_calendar_days() -> None:
+    history = synthetic_market(5, cards=20, weeks=30, reversion=0.5, volatility=0.05)
+    stray = history.iloc[[0]].assign(date=pd.Timestamp("2023-05-03"), card_id="s0-999_normal")
+    features = build_features(pd.concat([history, stray], ignore_index=True), 28)
+    assert pd.Timestamp("2023-05-03") not in origin_dates(features, SETTINGS)
+
+
+def test_vectorised_signals_match_the_scalar_rule() -> None:
+    deviations = np.array([-0.5, -0.10, -0.0999, 0.0, 0.1499, 0.15, 0.7])
+    expected = [signal_of(d, -0.10, 0.15).value for d in deviations]
+    assert signals_of(deviations, -0.10, 0.15).tolist() == expected
+
+
+def test_too_short_history_is_a_clear_error() -> None:
+    history = synthetic_market(6, cards=10, weeks=4, reversion=0.5, volatility=0.05)
+    with pytest.raises(ValueError, match="too short"):
+        walk_forward(history, SETTINGS)
