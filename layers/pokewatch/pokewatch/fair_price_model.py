@@ -34,6 +34,8 @@ from pokewatch.features import CATEGORICAL_FEATURES, FEATURE_COLUMNS, NUMERIC_FE
 #: The only types `from_bytes` lets skops rebuild (beyond skops' own safe defaults).
 TRUSTED_TYPES: tuple[str, ...] = (
     "collections.OrderedDict",
+    # The trees keep `partial(check_array, ...)`; skops audits the wrapped function as well.
+    "functools.partial",
     "numpy.dtype",
     "numpy.float64",
     "numpy.int64",
@@ -43,6 +45,7 @@ TRUSTED_TYPES: tuple[str, ...] = (
     "sklearn.ensemble._hist_gradient_boosting.binning._BinMapper",
     "sklearn.ensemble._hist_gradient_boosting.gradient_boosting.HistGradientBoostingRegressor",
     "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
+    "sklearn.utils.validation.check_array",
 )
 
 #: Format version of the serialised state; bumped when its layout changes.
@@ -205,7 +208,7 @@ class FairPriceModel:
         """Feature matrix; categories become their index in the fitted list (unknown: NaN)."""
         columns = [features[c].to_numpy(dtype=np.float64) for c in NUMERIC_FEATURES]
         for c in CATEGORICAL_FEATURES:
-            codes = pd.Categorical(features[c].astype(str), categories=self.categories_[c]).codes
+            codes = pd.Index(self.categories_[c]).get_indexer(features[c].astype(str))
             columns.append(np.where(codes >= 0, codes, np.nan).astype(np.float64))
         return np.column_stack(columns)
 

@@ -1,0 +1,99 @@
+"""The fair-price model: fits, predicts aligned intervals, round-trips safely through bytes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import skops.io as sio
+from pokewatch.fair_price_model import FairPriceModel
+from pokewatch.features import build_features
+from pokewatch.sources.base import normalise_history
+from skops.io.exceptions import UntrustedTypesFoundException
+
+
+@pytest.fixture(scope="module")
+def features() -> pd.DataFrame:
+    """Daily prices of 40 cards that drift back to a fixed value after shocks."""
+    rng = np.random.default_rng(0)
+    cards, days = 40, 240
+    value = rng.uniform(np.log(5), np.log(80), size=cards)
+    deviation = np.zeros(cards)
+    frames = []
+    for date in pd.date_range("2024-01-01", periods=days, freq="D"):
+        deviation = 0.95 * deviation + rng.normal(0, 0.03, size=cards)
+        frames.append(
+            pd.DataFrame(
+                {
+                    "card_id": [f"s1-{i}_holofoil" for i in range(cards)],
+                    "set_id": "s1",
+                    "rarity": np.where(np.arange(cards) % 3, "Rare", "Common"),
+                    "variant": "holofoil",
+                    "release_date": "2021-01-01",
+                    "date": date,
+                    "market_price": np.round(np.exp(value + deviation), 2),
+                    "volume": 1,
+                }
+            )
+        )
+    return build_features(normalise_history(pd.concat(frames, ignore_index=True)), 28)
+
+
+@pytest.fixture(scope="module")
+def model(features: pd.DataFrame) -> FairPriceModel:
+    return FairPriceModel(horizon_days=28, interval_level=0.8).fit(features)
+
+
+def test_predictions_are_index_aligned_and_ordered(
+    model: FairPriceModel, features: pd.DataFrame
+) -> None:
+    latest = features[features["date"] == features["date"].max()].iloc[::-1]
+    predicted = model.predict(latest)
+    assert predicted.index.equals(latest.index)
+    assert list(predicted.columns) == ["fair_price", "fair_price_low", "fair_price_high"]
+    assert (predicted["fair_price_low"] <= predicted["fair_price"]).all()
+    assert (predicted["fair_price"] <= predicted["fair_price_high"]).all()
+    assert (predicted["fair_price"] > 0).all()
+
+
+def test_learns_the_reversion_and_validates_before_its_last_rows(model: FairPriceModel) -> None:
+    assert model.shrink_ > 0
+    assert model.validation_["mape_model"] < model.validation_["mape_naive"]
+    assert model.validation_["n_calibration"] >= FairPriceModel.MIN_ROWS
+
+
+def test_round_trip_through_bytes_gives_identical_predictions(
+    model: FairPriceModel, features: pd.DataFrame
+) -> None:
+    restored = FairPriceModel.from_bytes(model.to_bytes())
+    pd.testing.assert_frame_equal(restored.predict(features), model.predict(features))
+    assert restored.horizon_days == 28 and restored.candidate_ == model.candidate_
+
+
+def test_loading_rejects_untrusted_types(model: FairPriceModel) -> None:
+    state = sio.loads(model.to_bytes(), trusted=sio.get_untrusted_types(data=model.to_bytes()))
+    state["payload"] = pd.Timedelta  # any type outside the trusted list
+    with pytest.raises(UntrustedTypesFoundException):
+        FairPriceModel.from_bytes(sio.dumps(state))
+
+
+def test_subsamples_large_training_tables(features: pd.DataFrame) -> None:
+    capped = FairPriceModel(max_train_rows=3_000).fit(features)
+    assert capped.validation_["n_inner"] + capped.validation_["n_calibration"] <= 3_000
+
+
+def test_unknown_categories_and_missing_features_still_predict(
+    model: FairPriceModel, features: pd.DataFrame
+) -> None:
+    odd = features.tail(3).assign(rarity="Never Seen", ret_91d=np.nan, vol_91d=np.nan)
+    assert np.isfinite(model.predict(odd).to_numpy()).all()
+
+
+def test_too_little_history_is_a_clear_error(features: pd.DataFrame) -> None:
+    with pytest.raises(ValueError, match="not enough rows"):
+        FairPriceModel().fit(features.head(30))
+
+
+def test_unfitted_model_refuses_to_predict(features: pd.DataFrame) -> None:
+    with pytest.raises(RuntimeError, match="not fitted"):
+        FairPriceModel().predict(features)
