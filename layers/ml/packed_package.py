@@ -1,10 +1,11 @@
-"""Stand-in for `pyarrow` in the Lambda ML layer: unpacks the real package into /tmp when imported.
+"""Stand-in for a packed package of the Lambda ML layer: unpacks the real one into /tmp on import.
 
-A function with all its layers gets 250 MiB unzipped, and pyarrow's ~80 MB of shared libraries
-push the training function (pandas, pyarrow, scipy, scikit-learn, skops and the pokewatch layer)
-over it; deflated, pyarrow is a third of that. Unpacking costs about a second once per execution
+A function with all its layers gets 250 MiB unzipped, and the training function (pandas,
+pyarrow, scipy, scikit-learn, skops and the pokewatch layer) is above it; deflated, pyarrow and
+pandas take a third of their size. Unpacking costs about a second once per execution
 environment: /tmp outlives invocations, so warm starts import straight from the unpacked copy.
-The layer Makefile installs this file as `pyarrow/__init__.py` next to `pyarrow.zip`.
+The layer Makefile installs this file as `<package>/__init__.py` next to `<package>.zip`; only
+packages that find their files relative to themselves (no sibling `<name>.libs`) can be packed.
 """
 
 import importlib
@@ -14,17 +15,17 @@ import sys
 import tempfile
 import zipfile
 
-_ARCHIVE = os.path.join(os.path.dirname(__file__), "pyarrow.zip")
+_ARCHIVE = os.path.join(os.path.dirname(__file__), f"{__name__}.zip")
 
 
 def _unpacked_root() -> str:
-    """A directory holding the real `pyarrow/`, unpacked once per archive (keyed by its size and
+    """A directory holding the real package, unpacked once per archive (keyed by its size and
     time, so a new layer version never reuses an old copy)."""
     stat = os.stat(_ARCHIVE)
-    root = os.path.join(tempfile.gettempdir(), f"pyarrow-{stat.st_size}-{int(stat.st_mtime)}")
+    root = os.path.join(tempfile.gettempdir(), f"{__name__}-{stat.st_size}-{int(stat.st_mtime)}")
     if not os.path.isdir(root):
         # Unpack beside the target and rename: a concurrent import never sees half a package.
-        staging = tempfile.mkdtemp(dir=tempfile.gettempdir(), prefix="pyarrow-unpacking-")
+        staging = tempfile.mkdtemp(dir=tempfile.gettempdir(), prefix=f"{__name__}-unpacking-")
         with zipfile.ZipFile(_ARCHIVE) as archive:
             archive.extractall(staging)
         try:
@@ -34,7 +35,7 @@ def _unpacked_root() -> str:
     return root
 
 
-def _import_real_pyarrow() -> None:
+def _import_real_package() -> None:
     root = _unpacked_root()
     sys.path.insert(0, root)
     try:
@@ -46,4 +47,4 @@ def _import_real_pyarrow() -> None:
         sys.path.remove(root)
 
 
-_import_real_pyarrow()
+_import_real_package()
