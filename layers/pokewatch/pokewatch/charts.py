@@ -43,6 +43,14 @@ def _y_axis(low: float, high: float, fmt: str) -> tuple[str, float, float]:
     return "".join(ticks), bottom, top
 
 
+def _lines(label: str, x: float) -> str:
+    """A label on several lines (split at newlines), as SVG tspans."""
+    first, *rest = label.split("\n")
+    return escape(first) + "".join(
+        f'<tspan x="{x:.1f}" dy="14">{escape(line)}</tspan>' for line in rest
+    )
+
+
 def bar_chart(
     title: str,
     labels: Sequence[str],
@@ -52,7 +60,8 @@ def bar_chart(
     colors: Sequence[str] = PALETTE,
     reference: float | None = None,
 ) -> str:
-    """Vertical bars with value labels; `reference` draws a dashed target line."""
+    """Vertical bars with value labels (a label may hold a newline); `reference` draws a
+    dashed target line."""
     low = min(0.0, *values, *([reference] if reference is not None else []))
     high = max(0.0, *values, *([reference] if reference is not None else [])) or 1.0
     high += (high - low) * 0.1
@@ -72,7 +81,7 @@ def bar_chart(
             f'<text x="{x + slot * 0.3:.1f}" y="{min(y, zero) - 4:.1f}" text-anchor="middle">'
             f"{format(value, fmt)}</text>"
             f'<text x="{x + slot * 0.3:.1f}" y="{bottom + 16}" text-anchor="middle">'
-            f"{escape(label)}</text>"
+            f"{_lines(label, x + slot * 0.3)}</text>"
         )
     if reference is not None:
         y = _scale(reference, low, high, bottom, top)

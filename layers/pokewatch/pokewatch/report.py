@@ -112,7 +112,7 @@ def _signal_returns_chart(pairs: pd.DataFrame, horizon_days: int) -> str:
             (Signal.HOLD, "#9ca3af"),
             (Signal.SELL, "#dc2626"),
         ):
-            labels.append(f"{who} {signal.value}")
+            labels.append(f"{signal.value}\n{who}")
             values.append(float(returns.get(signal.value, 0.0)))
             colors.append(color)
     chart = bar_chart(

@@ -1,0 +1,73 @@
+"""The model report page: charts and tables from the backtest pairs and the latest predictions."""
+
+from __future__ import annotations
+
+import datetime as dt
+from xml.etree import ElementTree
+
+import numpy as np
+import pandas as pd
+from pokewatch.backtest import metrics_of_pairs, signals_of
+from pokewatch.report import render_report
+from pokewatch.settings import Settings
+
+
+def _pairs(settings: Settings) -> pd.DataFrame:
+    rng = np.random.default_rng(0)
+    n = 400
+    price = rng.uniform(5, 50, n)
+    fair = price * np.exp(rng.normal(0, 0.12, n))
+    actual = fair * np.exp(rng.normal(0, 0.05, n))
+    origins = pd.to_datetime("2026-01-04") + pd.to_timedelta(rng.integers(0, 8, n) * 7, "D")
+    pairs = pd.DataFrame(
+        {
+            "origin": origins,
+            "card_id": [f"sv1-{i % 90}_holofoil" for i in range(n)],
+            "market_price": price,
+            "actual_price": actual,
+            "rolling_mean_3": price * np.exp(rng.normal(0, 0.05, n)),
+            "fair_price": fair,
+            "fair_price_low": fair * 0.9,
+            "fair_price_high": fair * 1.1,
+            "fitted_on": origins.min(),
+        }
+    )
+    pairs["forward_return"] = pairs["actual_price"] / price - 1
+    pairs["deviation_pct"] = (price - fair) / fair
+    pairs["rule_deviation_pct"] = (price - pairs["rolling_mean_3"]) / pairs["rolling_mean_3"]
+    for prefix in ("", "rule_"):
+        pairs[f"{prefix}signal"] = signals_of(
+            pairs[f"{prefix}deviation_pct"].to_numpy(),
+            settings.buy_threshold,
+            settings.sell_threshold,
+        )
+    return pairs
+
+
+def test_report_has_charts_tables_and_escaped_names() -> None:
+    settings = Settings()
+    pairs = _pairs(settings)
+    metrics = metrics_of_pairs(pairs, settings)
+    opportunities = pd.DataFrame(
+        {
+            "card_id": ["a-1_holofoil", "b-2_holofoil", "c-3_normal"],
+            "name": ["<script>Mew</script>", "Pikachu", "Eevee"],
+            "set_name": ["Base", "Jungle", "Fossil"],
+            "market_price": [5.0, 30.0, 10.0],
+            "fair_price": [10.0, 20.0, 10.0],
+            "fair_price_low": [8.0, 18.0, 9.0],
+            "fair_price_high": [12.0, 22.0, 11.0],
+            "deviation_pct": [-0.5, 0.5, 0.0],
+            "signal": ["BUY", "SELL", "HOLD"],
+        }
+    )
+    html = render_report("v1", dt.date(2026, 3, 1), metrics, pairs, opportunities, 0.8)
+    assert html.count("<svg") == 3
+    for svg in html.split("<svg")[1:]:
+        ElementTree.fromstring("<svg" + svg.split("</svg>")[0] + "</svg>")  # well-formed
+    assert "<script>" not in html and "&lt;script&gt;Mew" in html
+    assert f"{metrics.mape_model:.2%}" in html and f"{metrics.mape_naive:.2%}" in html
+    buy = html.split("Biggest BUY")[1].split("Biggest SELL")[0]
+    sell = html.split("Biggest SELL")[1]
+    assert "Mew" in buy and "Pikachu" not in buy and "Eevee" not in buy
+    assert "Pikachu" in sell
