@@ -56,7 +56,10 @@ def clean_history(history: pd.DataFrame) -> pd.DataFrame:
 
     A source may repeat a day (re-collected snapshot): the last row wins, as in the store.
     """
-    priced = history[history["market_price"].gt(0) & np.isfinite(history["market_price"])]
+    needed = [*ID_COLUMNS, *CATEGORICAL_FEATURES, "release_date", "volume"]
+    priced = history.loc[
+        history["market_price"].gt(0) & np.isfinite(history["market_price"]), needed
+    ]
     priced = priced.drop_duplicates(["card_id", "date"], keep="last")
     return priced.sort_values(["card_id", "date"], kind="stable").reset_index(drop=True)
 
@@ -158,19 +161,18 @@ def build_features(history: pd.DataFrame, horizon_days: int) -> pd.DataFrame:
         dtype=np.float64, na_value=np.nan
     )
 
-    frame = pd.DataFrame(out)
     # A card's move relative to its set's mean move on the same date (known at t). Market- and
     # set-wide levels themselves are left out: with a year of history they take few distinct
     # values, and the trees used them to memorise dates (worse than naive on validation).
-    set_ret = frame.groupby([h["set_id"].to_numpy(), days], sort=False)["ret_28d"].transform("mean")
-    frame["rel_set_ret_28d"] = frame["ret_28d"] - set_ret
+    ret_28d = pd.Series(out["ret_28d"])
+    set_ret = ret_28d.groupby([h["set_id"].to_numpy(), days], sort=False).transform("mean")
+    out["rel_set_ret_28d"] = (ret_28d - set_ret).to_numpy()
 
     target_row, known = pos.first_in(horizon_days, horizon_days + TARGET_WINDOW_DAYS)
-    frame["target"] = np.where(known, log_price[target_row] - log_price, np.nan)
-    frame["target_date"] = pd.Series(h["date"].to_numpy()[target_row]).where(known)
-
-    for column in ID_COLUMNS:
-        frame[column] = h[column].to_numpy()
-    for column in CATEGORICAL_FEATURES:
-        frame[column] = h[column].fillna("").astype(str).to_numpy()
-    return frame[[*ID_COLUMNS, *FEATURE_COLUMNS, *TARGET_COLUMNS]]
+    columns: dict[str, object] = {c: h[c].to_numpy() for c in ID_COLUMNS}
+    # float32 halves the table of a large daily history; trees bin features anyway.
+    columns.update({c: out[c].astype(np.float32) for c in NUMERIC_FEATURES})
+    columns.update({c: h[c].fillna("").astype(str).to_numpy() for c in CATEGORICAL_FEATURES})
+    columns["target"] = np.where(known, log_price[target_row] - log_price, np.nan)
+    columns["target_date"] = pd.Series(h["date"].to_numpy()[target_row]).where(known).to_numpy()
+    return pd.DataFrame(columns, copy=False)
