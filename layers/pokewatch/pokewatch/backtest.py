@@ -112,8 +112,7 @@ def walk_forward_pairs(history: pd.DataFrame, settings: Settings) -> pd.DataFram
                     "actual_price": at_origin["market_price"].to_numpy()
                     * np.exp(at_origin["target"].to_numpy()),
                     "actual_date": at_origin["target_date"].to_numpy(),
-                    "rolling_mean_3": at_origin["market_price"].to_numpy()
-                    * np.exp(-at_origin["dev_mean3"].to_numpy()),
+                    "rolling_mean_3": at_origin["rolling_mean_3"].to_numpy(),
                     **{c: predicted[c].to_numpy() for c in predicted.columns},
                     "fitted_on": fitted_on,
                 }

@@ -46,9 +46,9 @@ NUMERIC_FEATURES: tuple[str, ...] = (
 )
 FEATURE_COLUMNS: tuple[str, ...] = NUMERIC_FEATURES + CATEGORICAL_FEATURES
 
-#: Columns of `build_features` besides the features.
+#: Columns of `build_features` besides the features (the rule's fair value, the target).
 ID_COLUMNS: tuple[str, ...] = ("card_id", "set_id", "date", "market_price")
-TARGET_COLUMNS: tuple[str, ...] = ("target", "target_date")
+TARGET_COLUMNS: tuple[str, ...] = ("rolling_mean_3", "target", "target_date")
 
 
 def clean_history(history: pd.DataFrame) -> pd.DataFrame:
@@ -173,6 +173,8 @@ def build_features(history: pd.DataFrame, horizon_days: int) -> pd.DataFrame:
     # float32 halves the table of a large daily history; trees bin features anyway.
     columns.update({c: out[c].astype(np.float32) for c in NUMERIC_FEATURES})
     columns.update({c: h[c].fillna("").astype(str).to_numpy() for c in CATEGORICAL_FEATURES})
+    # The original rule's fair value, exact (float64) so the rule's signals are too.
+    columns["rolling_mean_3"] = mean3
     columns["target"] = np.where(known, log_price[target_row] - log_price, np.nan)
     columns["target_date"] = pd.Series(h["date"].to_numpy()[target_row]).where(known).to_numpy()
     return pd.DataFrame(columns, copy=False)
