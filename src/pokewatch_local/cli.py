@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import json
 import os
@@ -205,7 +206,9 @@ def _invoke(args: argparse.Namespace) -> int:
         spec = template.function(args.function)
     except TemplateError as exc:
         raise CliError(str(exc)) from exc
-    result = LocalLambda(template, {"POKEWATCH_STORE": store.uri}).invoke(spec, event)
+    # As `sam local invoke` does: the function's logs on stderr, its answer alone on stdout.
+    with contextlib.redirect_stdout(sys.stderr):
+        result = LocalLambda(template, {"POKEWATCH_STORE": store.uri}).invoke(spec, event)
     print(json.dumps(result, indent=1, default=str))
     return 0
 
