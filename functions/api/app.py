@@ -8,14 +8,11 @@ an `ErrorBody` with the status that names its cause; bad input is never a 5xx.
 from __future__ import annotations
 
 import functools
-import os
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
 from typing import Annotated, Any
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.openapi.exceptions import (
     RequestUnsupportedContentType,
@@ -26,8 +23,6 @@ from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.shared.functions import resolve_truthy_env_var_choice
-from aws_lambda_powertools.tracing.base import BaseProvider
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pokewatch import prediction
 from pokewatch.api_schemas import (
@@ -45,69 +40,16 @@ from pokewatch.api_schemas import (
     parse_json_body,
 )
 from pokewatch.model_loader import ModelLoader, ModelUnavailable
+from pokewatch.observability import make_tracer
 from pokewatch.observations import CardId
 from pokewatch.serving import ServingTable
 from pokewatch.settings import get_settings
 from pokewatch.store import open_store
 from pydantic import ValidationError
 
-
-class _NoSegment:
-    """The trace segment of a request that is not traced."""
-
-    def put_annotation(self, key: str, value: Any) -> None:
-        """Nothing to annotate."""
-
-    def put_metadata(self, key: str, value: Any, namespace: str = "default") -> None:
-        """Nothing to record."""
-
-    def add_exception(self, exception: BaseException, stack: Any, remote: bool = False) -> None:
-        """Nothing to record."""
-
-
-class _NoTracing(BaseProvider):
-    """Tracer's provider where tracing is off (locally, in tests and benchmarks). Powertools would
-    otherwise import the X-Ray SDK anyway, which builds two botocore clients at import: about a
-    third of this function's cold start, for traces nobody receives. In AWS the SDK is used."""
-
-    @contextmanager
-    def in_subsegment(self, name: str | None = None, **kwargs: Any) -> Iterator[Any]:
-        """A segment that records nothing."""
-        yield _NoSegment()
-
-    @asynccontextmanager
-    async def in_subsegment_async(self, name: str | None = None, **kwargs: Any) -> AsyncIterator:
-        """A segment that records nothing."""
-        yield _NoSegment()
-
-    def put_annotation(self, key: str, value: Any) -> None:
-        """Nothing to annotate."""
-
-    def put_metadata(self, key: str, value: Any, namespace: str = "default") -> None:
-        """Nothing to record."""
-
-    def patch(self, modules: Any) -> None:
-        """Nothing to patch."""
-
-    def patch_all(self) -> None:
-        """Nothing to patch."""
-
-
-def _tracing_enabled() -> bool:
-    """Powertools' rule: traced in Lambda, unless under SAM local or POWERTOOLS_TRACE_DISABLED."""
-    disabled = resolve_truthy_env_var_choice(env=os.getenv("POWERTOOLS_TRACE_DISABLED", "false"))
-    return bool(os.getenv("LAMBDA_TASK_ROOT")) and not os.getenv("AWS_SAM_LOCAL") and not disabled
-
-
 settings = get_settings()
 logger = Logger(service="pokewatch-api")
-# Only botocore is patched: S3 reads are the calls worth a subsegment, and patching everything
-# Powertools supports would import libraries this function never uses.
-tracer = Tracer(
-    service="pokewatch-api",
-    patch_modules=("botocore",),
-    provider=None if _tracing_enabled() else _NoTracing(),
-)
+tracer = make_tracer("pokewatch-api")
 metrics = Metrics(namespace="PokeWatch", service="pokewatch-api")
 app = APIGatewayRestResolver(enable_validation=True, json_body_deserializer=parse_json_body)
 app.configure_openapi(

@@ -9,10 +9,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from aws_lambda_powertools import Logger, Tracer
+from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel
 
+from pokewatch.observability import make_tracer
 from pokewatch.settings import Settings, get_settings
 from pokewatch.store import ArtifactStore, open_store
 
@@ -26,7 +27,7 @@ def step_handler[RequestT: BaseModel](
 ) -> LambdaHandler:
     """The Lambda handler of pipeline step `name`."""
     logger = Logger(service=f"pokewatch-{name}")
-    tracer = Tracer(service=f"pokewatch-{name}")
+    tracer = make_tracer(f"pokewatch-{name}")
 
     @logger.inject_lambda_context(log_event=False)
     @tracer.capture_lambda_handler(capture_response=False)
