@@ -15,14 +15,22 @@ class NoDataCollected(RuntimeError):
 
 
 def build_dataset(request: PreprocessInput, settings: Settings, store: ArtifactStore) -> Dataset:
-    """Read every raw partition of the source up to `as_of`, build the features and write both."""
+    """Read every raw partition of the source up to `as_of`, build the features and write both.
+
+    A run that collected no price at all fails, even when earlier runs left a history: training
+    again on yesterday's data would promote a model that says nothing new, and the outage would
+    only show as a "partial collection" notice."""
     run = request.run
     collected = [CollectResult.model_validate(r) for r in request.collected if "key" in r]
     failed = [CollectFailure.model_validate(r) for r in request.collected if "key" not in r]
     history = load_raw_history(store, run.source, run.as_of)
-    if history.empty:
+    if history.empty or not any(r.rows for r in collected):
         failures = ", ".join(f"{f.set_id} ({f.error})" for f in failed) or "none"
-        raise NoDataCollected(f"no prices collected from {run.source!r}; failed sets: {failures}")
+        empty = ", ".join(sorted(r.set_id for r in collected if not r.rows)) or "none"
+        raise NoDataCollected(
+            f"no prices collected from {run.source!r} in run {run.run_id}; "
+            f"failed sets: {failures}; empty sets: {empty}"
+        )
     features = build_features(history, settings.horizon_days)
     history_key = keys.features(run.as_of, f"{run.run_id}/history.parquet")
     features_key = keys.features(run.as_of, f"{run.run_id}/table.parquet")
