@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
 
 class StepModel(BaseModel):
@@ -65,11 +65,14 @@ class Plan(StepModel):
 
 
 class CollectFailure(StepModel):
-    """A Map iteration that failed after its retries (caught so the other sets go on)."""
+    """A Map iteration that failed after its retries (caught so the other sets go on).
+
+    Read from the Map's `Error` / `Cause` (ASL's names) and, in every later step, from its own
+    `error` / `cause` (how the Dataset carries it on), so the cause reaches the notification."""
 
     set_id: str
-    error: str = Field(validation_alias="Error", default="Unknown")
-    cause: str = Field(validation_alias="Cause", default="")
+    error: str = Field(validation_alias=AliasChoices("Error", "error"), default="Unknown")
+    cause: str = Field(validation_alias=AliasChoices("Cause", "cause"), default="")
 
 
 class PreprocessInput(StepModel):
