@@ -43,6 +43,14 @@ def _y_axis(low: float, high: float, fmt: str) -> tuple[str, float, float]:
     return "".join(ticks), bottom, top
 
 
+def _reference_line(y: float) -> str:
+    """A dashed horizontal line across the plot: the target a chart is read against."""
+    return (
+        f'<line x1="{MARGIN["left"]}" x2="{WIDTH - MARGIN["right"]}" y1="{y:.1f}" y2="{y:.1f}" '
+        'stroke="#111827" stroke-dasharray="5,4"/>'
+    )
+
+
 def _lines(label: str, x: float) -> str:
     """A label on several lines (split at newlines), as SVG tspans."""
     first, *rest = label.split("\n")
@@ -84,11 +92,7 @@ def bar_chart(
             f"{_lines(label, x + slot * 0.3)}</text>"
         )
     if reference is not None:
-        y = _scale(reference, low, high, bottom, top)
-        bars.append(
-            f'<line x1="{MARGIN["left"]}" x2="{WIDTH - MARGIN["right"]}" y1="{y:.1f}" '
-            f'y2="{y:.1f}" stroke="#111827" stroke-dasharray="5,4"/>'
-        )
+        bars.append(_reference_line(_scale(reference, low, high, bottom, top)))
     return _frame(title, "".join(bars), ticks)
 
 
@@ -131,9 +135,5 @@ def line_chart(
             f'<text x="{left + k * 150 + 16}" y="{HEIGHT - 8}">{escape(name)}</text>'
         )
     if reference is not None:
-        y = _scale(reference, low, high, bottom, top)
-        parts.append(
-            f'<line x1="{MARGIN["left"]}" x2="{WIDTH - MARGIN["right"]}" y1="{y:.1f}" '
-            f'y2="{y:.1f}" stroke="#111827" stroke-dasharray="5,4"/>'
-        )
+        parts.append(_reference_line(_scale(reference, low, high, bottom, top)))
     return _frame(title, "".join(parts), ticks)
