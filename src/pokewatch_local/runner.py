@@ -124,7 +124,11 @@ def run_pipeline(
     echo: Callable[[str], None] = print,
     sleep: Callable[[float], None] | None = None,
 ) -> ExecutionResult:
-    """Execute the template's state machine locally against `store`."""
+    """Execute the template's state machine locally against `store`.
+
+    The functions' environment is set in this process while the execution runs and put back
+    when it ends, so that one run's settings (sets, source options) never leak into the next
+    run in the same process."""
     lambdas = LocalLambda(
         template, {**QUIET_LOGS, "POKEWATCH_STORE": store.uri, **(environment or {})}
     )
@@ -135,4 +139,7 @@ def run_pipeline(
         options["sleep"] = sleep
     machine = StateMachine(definition, services, **options)
     name = f"local-{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
-    return machine.run(execution_input, execution_name=name)
+    try:
+        return machine.run(execution_input, execution_name=name)
+    finally:
+        lambdas.restore_environment()
