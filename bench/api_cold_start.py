@@ -33,6 +33,7 @@ from collections import defaultdict
 from typing import Any
 
 from api_common import CARDS, DAYS, ROOT, card_id_of, realistic_model
+
 from pokewatch import keys
 from pokewatch.store import S3Store
 

@@ -10,6 +10,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
 from api_fixtures import card_id_of, promote_model  # noqa: E402  (tests/ is not a package)
+
 from pokewatch.store import ArtifactStore  # noqa: E402
 
 #: A realistic model in service: 3,000 cards with 120 days of served history each.

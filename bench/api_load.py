@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from api_common import CARDS, ROOT, card_id_of, percentiles, realistic_model
+
 from pokewatch.store import LocalStore
 
 JSON = {"Content-Type": "application/json"}

@@ -22,6 +22,7 @@ from collections.abc import Callable
 from typing import Any
 
 from api_common import CARDS, DAYS, ROOT, card_id_of, percentiles, realistic_model
+
 from pokewatch import prediction
 from pokewatch.api_schemas import BatchRequest, BatchResponse, ItemError, PredictRequest
 from pokewatch.api_schemas import Prediction as PredictionModel

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import pandas as pd
+
 from pokewatch.sources.sample import SampleMarket, to_weekly, weekly_statistics
 
 REAL_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "tcgplayer_weekly_2024.csv.gz"

@@ -18,6 +18,7 @@ from types import ModuleType
 from typing import Any
 
 import pytest
+
 from pokewatch import registry
 from pokewatch.keys import SERVING_FILE, model_artifact
 from pokewatch.serving import CardInfo, ModelFacts, serving_file_bytes

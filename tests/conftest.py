@@ -8,6 +8,7 @@ from pathlib import Path
 import boto3
 import pytest
 from moto import mock_aws
+
 from pokewatch.store import LocalStore, S3Store
 
 REPO = Path(__file__).resolve().parents[1]

@@ -30,6 +30,7 @@ from api_fixtures import (
     quiet_environment,
 )
 from openapi_spec_validator import validate
+
 from pokewatch import keys, registry
 from pokewatch.model_loader import ModelLoader
 from pokewatch.store import LocalStore, open_store

@@ -18,8 +18,8 @@ from typing import Any
 
 import pytest
 from api_fixtures import HOSTILE_BODIES, ROOT, card_id_of, promoted_store
-from pokewatch.store import LocalStore
 
+from pokewatch.store import LocalStore
 from pokewatch_local.lambda_runtime import LocalLambda
 from pokewatch_local.server import ApiGatewayApp, make_server
 from pokewatch_local.template import SamTemplate

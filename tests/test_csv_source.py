@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+
 from pokewatch.observations import HISTORY_COLUMNS
 from pokewatch.sources.base import SourceError
 from pokewatch.sources.csv_file import CsvSource, read_long_csv

@@ -9,9 +9,10 @@ import logging
 import pytest
 import requests
 import responses
+from pydantic import BaseModel
+
 from pokewatch.sources.base import SourceError, TransientSourceError
 from pokewatch.sources.http import HttpClient, parse_retry_after
-from pydantic import BaseModel
 
 BASE = "https://api.example.test/v2"
 URL = f"{BASE}/cards"

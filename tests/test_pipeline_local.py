@@ -9,10 +9,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
 from pokewatch import keys, registry
 from pokewatch.history import load_raw_history
 from pokewatch.store import LocalStore
-
 from pokewatch_local.cli import main
 
 AS_OF = dt.date(2026, 11, 27)

@@ -14,13 +14,14 @@ import pytest
 import responses
 from aws_lambda_powertools.utilities import parameters
 from moto import mock_aws
+from responses import matchers
+
 from pokewatch.observations import HISTORY_COLUMNS
 from pokewatch.settings import Settings
 from pokewatch.sources.base import SourceError
 from pokewatch.sources.http import HttpClient
 from pokewatch.sources.pokemontcg import PokemonTcgSource
 from pokewatch.sources.secrets import ApiKey, read_api_key
-from responses import matchers
 
 FIXTURES = Path(__file__).parent / "fixtures" / "pokemontcg"
 BASE = "https://api.pokemontcg.io/v2"

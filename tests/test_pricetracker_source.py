@@ -11,12 +11,13 @@ from typing import Any
 import pandas as pd
 import pytest
 import responses
+from responses import matchers
+
 from pokewatch.observations import HISTORY_COLUMNS
 from pokewatch.settings import Settings
 from pokewatch.sources.base import SourceError, TransientSourceError
 from pokewatch.sources.http import HttpClient
 from pokewatch.sources.pricetracker import PriceTrackerSource
-from responses import matchers
 
 FIXTURES = Path(__file__).parent / "fixtures" / "pricetracker"
 BASE = "https://www.pokemonpricetracker.com/api/v2"

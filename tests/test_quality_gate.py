@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+
 from pokewatch.backtest import BacktestMetrics
 from pokewatch.quality_gate import evaluate_gate
 from pokewatch.settings import Settings

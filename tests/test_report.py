@@ -7,6 +7,7 @@ from xml.etree import ElementTree
 
 import numpy as np
 import pandas as pd
+
 from pokewatch.backtest import metrics_of_pairs, signals_of
 from pokewatch.report import render_report
 from pokewatch.settings import Settings

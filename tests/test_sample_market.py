@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+
 from pokewatch.observations import HISTORY_COLUMNS, PriceObservation
 from pokewatch.sources.sample import SampleMarket, to_weekly, weekly_statistics
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from pokewatch.settings import Settings
 from pokewatch.sources.base import SourceError
 from pokewatch.sources.csv_file import CsvSource

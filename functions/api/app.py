@@ -24,6 +24,8 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import ValidationError
+
 from pokewatch import prediction
 from pokewatch.api_schemas import (
     BatchRequest,
@@ -45,7 +47,6 @@ from pokewatch.observations import CardId
 from pokewatch.serving import ServingTable
 from pokewatch.settings import get_settings
 from pokewatch.store import open_store
-from pydantic import ValidationError
 
 settings = get_settings()
 logger = Logger(service="pokewatch-api")
