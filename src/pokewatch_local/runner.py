@@ -11,7 +11,6 @@ from typing import Any
 
 from pokewatch import keys
 from pokewatch.store import ArtifactStore
-
 from pokewatch_local.asl import ExecutionEvent, ExecutionResult, StateMachine, TaskContext
 from pokewatch_local.lambda_runtime import LocalLambda
 from pokewatch_local.template import SamTemplate
