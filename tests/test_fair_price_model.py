@@ -6,10 +6,11 @@ import numpy as np
 import pandas as pd
 import pytest
 import skops.io as sio
+from skops.io.exceptions import UntrustedTypesFoundException
+
 from pokewatch.fair_price_model import FairPriceModel
 from pokewatch.features import build_features
 from pokewatch.sources.base import normalise_history
-from skops.io.exceptions import UntrustedTypesFoundException
 
 
 @pytest.fixture(scope="module")
@@ -97,3 +98,11 @@ def test_too_little_history_is_a_clear_error(features: pd.DataFrame) -> None:
 def test_unfitted_model_refuses_to_predict(features: pd.DataFrame) -> None:
     with pytest.raises(RuntimeError, match="not fitted"):
         FairPriceModel().predict(features)
+
+
+def test_known_by_fits_only_on_targets_observed_by_then(features: pd.DataFrame) -> None:
+    cutoff = features["date"].min() + pd.Timedelta(days=150)
+    rows = FairPriceModel()._training_rows(features, known_by=cutoff)
+    assert len(rows) == (features["target_date"] <= cutoff).sum()
+    assert rows["target"].notna().all() and rows.index.is_monotonic_increasing
+    assert FairPriceModel().fit(features, known_by=cutoff).validation_["n_calibration"] > 0

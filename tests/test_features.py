@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from pokewatch.features import FEATURE_COLUMNS, build_features
 from pokewatch.sources.base import normalise_history
 
@@ -135,3 +136,18 @@ def test_weekly_and_daily_windows_mean_the_same_days() -> None:
     assert last_daily["ret_28d"] == pytest.approx(0.04, abs=1e-6)
     assert last_weekly["ret_28d"] == pytest.approx(0.04, abs=1e-6)
     assert last_daily["dist_mean_91d"] == pytest.approx(last_weekly["dist_mean_91d"], rel=0.1)
+
+
+def test_unsorted_input_with_a_repeated_day_keeps_the_last_row() -> None:
+    """Rows may arrive in any order and a re-collected day repeats: the last row of a day wins,
+    and the table is the same as from the clean, sorted history."""
+    h = random_history(3, cards=4, days=120, step=7)
+    repeated = h.iloc[[5]].assign(market_price=h["market_price"].iloc[5] * 2)
+    messy = pd.concat([h, repeated], ignore_index=True).sample(frac=1.0, random_state=0)
+    messy = pd.concat([messy, repeated], ignore_index=True)  # the last occurrence wins
+    clean = h.copy()
+    clean.loc[5, "market_price"] = repeated["market_price"].iloc[0]
+    columns = ["card_id", "date", "market_price", *FEATURE_COLUMNS, "target", "target_date"]
+    pd.testing.assert_frame_equal(
+        build_features(messy, 28)[columns], build_features(clean, 28)[columns]
+    )

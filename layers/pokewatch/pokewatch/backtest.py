@@ -81,8 +81,14 @@ def walk_forward_pairs(history: pd.DataFrame, settings: Settings) -> pd.DataFram
     """One row per (origin, card) with a price at the origin and an observed actual: the price,
     actual, model fair price and interval, the rule's rolling-mean-3 fair value, both signals,
     the forward return, and the refit date of the model that predicted it."""
+    return walk_forward_pairs_of_features(build_features(history, settings.horizon_days), settings)
+
+
+def walk_forward_pairs_of_features(features: pd.DataFrame, settings: Settings) -> pd.DataFrame:
+    """`walk_forward_pairs` of the history whose `build_features` table (at the settings'
+    horizon) is `features`: the train step has it already, and a large daily history's table
+    is better not built twice."""
     horizon = settings.horizon_days
-    features = build_features(history, horizon)
     origins = origin_dates(features, settings)
     if not origins:
         raise ValueError(f"the history is too short for a {horizon}-day backtest")
@@ -93,12 +99,11 @@ def walk_forward_pairs(history: pd.DataFrame, settings: Settings) -> pd.DataFram
     fitted_on = origins[0]
     for origin in origins:
         if origin in refit_days:
-            known = features[features["target_date"] <= origin]
             model = FairPriceModel(
                 horizon,
                 settings.interval_level,
                 max_train_rows=settings.model_max_train_rows,
-            ).fit(known)
+            ).fit(features, known_by=origin)
             fitted_on = origin
         assert model is not None  # the first origin is always a refit
         at_origin = features[(features["date"] == origin) & features["target"].notna()]

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from pandas.api.indexers import BaseIndexer
 
 #: How long after `date + horizon` an observation still counts as the actual (SPEC section 6).
 TARGET_WINDOW_DAYS = 7
@@ -25,6 +26,8 @@ RETURN_DAYS: tuple[int, ...] = (7, 14, 28, 56, 91)
 RETURN_OBS: tuple[int, ...] = (1, 2)
 #: Windows (in days) of the rolling level / volatility / staleness features.
 WINDOW_DAYS: tuple[int, ...] = (28, 91)
+#: Day lag of the return compared with the card's set's mean return (one of `RETURN_DAYS`).
+SET_RETURN_DAYS = 28
 #: A log-price move smaller than this is "unchanged" (prices carried forward are rounded).
 STALE_TOLERANCE = 1e-3
 
@@ -42,7 +45,7 @@ NUMERIC_FEATURES: tuple[str, ...] = (
     "log_volume",
     "stale_days",
     "age_days",
-    "rel_set_ret_28d",
+    f"rel_set_ret_{SET_RETURN_DAYS}d",
 )
 FEATURE_COLUMNS: tuple[str, ...] = NUMERIC_FEATURES + CATEGORICAL_FEATURES
 
@@ -51,23 +54,52 @@ ID_COLUMNS: tuple[str, ...] = ("card_id", "set_id", "date", "market_price")
 TARGET_COLUMNS: tuple[str, ...] = ("rolling_mean_3", "target", "target_date")
 
 
-def clean_history(history: pd.DataFrame) -> pd.DataFrame:
-    """Priced rows only (market_price > 0), one per (card_id, date), sorted by card then date.
+def _clean_rows(history: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """Positions in `history` of its priced rows (market_price > 0), one per (card_id, date),
+    ordered by card_id then date, and their card codes (numbered in card_id order). A source may
+    repeat a day (re-collected snapshot): the last row wins, as in the store.
 
-    A source may repeat a day (re-collected snapshot): the last row wins, as in the store.
+    Sorting and de-duplicating work on integer keys (card code × day), never on the strings:
+    on a daily history of many cards that is the difference between gigabytes and megabytes.
     """
+    price = history["market_price"].to_numpy(dtype=np.float64)
+    priced = np.flatnonzero((price > 0) & np.isfinite(price))
+    # sort=True numbers the cards in string order, so code order is card_id order.
+    codes = pd.factorize(history["card_id"].take(priced), sort=True)[0]
+    key = codes.astype(np.int64) * _KEY_SPAN + _epoch_days(history["date"].take(priced))
+    order = np.argsort(key, kind="stable")
+    key = key[order]
+    kept = order[np.append(key[1:] != key[:-1], True)]
+    return priced[kept], codes[kept]
+
+
+#: Larger than any span of days in a history, so (card code, day) never collide on one key.
+_KEY_SPAN = 1 << 24
+
+
+def _epoch_days(dates: pd.Series) -> np.ndarray:
+    """Days since 1970-01-01 of a datetime column (int64)."""
+    return dates.to_numpy().astype("datetime64[D]").astype(np.int64)
+
+
+def clean_history(history: pd.DataFrame) -> pd.DataFrame:
+    """Priced rows only (market_price > 0), one per (card_id, date), sorted by card then date."""
     needed = [*ID_COLUMNS, *CATEGORICAL_FEATURES, "release_date", "volume"]
-    priced = history.loc[
-        history["market_price"].gt(0) & np.isfinite(history["market_price"]), needed
-    ]
-    priced = priced.drop_duplicates(["card_id", "date"], keep="last")
-    return priced.sort_values(["card_id", "date"], kind="stable").reset_index(drop=True)
+    return history[needed].take(_clean_rows(history)[0]).reset_index(drop=True)
+
+
+def _median_gap(codes: np.ndarray, days: np.ndarray) -> float:
+    """Median spacing in days of consecutive observations of the same card (sorted rows)."""
+    same_card = codes[1:] == codes[:-1]
+    gaps = np.diff(days)[same_card]
+    return float(np.median(gaps)) if len(gaps) else 1.0
 
 
 def median_step_days(history: pd.DataFrame) -> float:
-    """The typical spacing of a card's observations in days (1 on daily data, 7 on weekly)."""
-    gaps = history.groupby("card_id", sort=False)["date"].diff().dropna().dt.days
-    return float(gaps.median()) if len(gaps) else 1.0
+    """The typical spacing of a card's observations in days (1 on daily data, 7 on weekly),
+    of a history sorted by card then date (`clean_history`)."""
+    codes = pd.factorize(history["card_id"])[0]
+    return _median_gap(codes, _epoch_days(history["date"]))
 
 
 class _Positions:
@@ -76,9 +108,7 @@ class _Positions:
     def __init__(self, card_codes: np.ndarray, days: np.ndarray) -> None:
         self.codes = card_codes
         self.days = days
-        # Cards never overlap on the key: the span exceeds any day offset we search with.
-        self.span = int(days.max() - days.min()) + 10_000 if len(days) else 1
-        self.key = card_codes.astype(np.int64) * self.span + (days - days.min())
+        self.key = card_codes.astype(np.int64) * _KEY_SPAN + (days - days.min(initial=0))
 
     def last_on_or_before(self, days_back: int) -> tuple[np.ndarray, np.ndarray]:
         """Row of each card's last observation on or before date − days_back, and validity."""
@@ -99,10 +129,45 @@ class _Positions:
         return clipped, valid
 
 
-def _grouped_rolling(values: pd.Series, groups: np.ndarray, window: int, how: str) -> np.ndarray:
+class _CardWindow(BaseIndexer):
+    """Rolling window of a row's last `window_size` observations of its own card (fewer at the
+    card's start): one pass over all cards, without a groupby's regrouping and MultiIndex."""
+
+    def __init__(self, first_row: np.ndarray, window_size: int) -> None:
+        super().__init__(window_size=window_size)
+        self.first_row = first_row
+
+    def get_window_bounds(
+        self,
+        num_values: int = 0,
+        min_periods: int | None = None,
+        center: bool | None = None,
+        closed: str | None = None,
+        step: int | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        end = np.arange(1, num_values + 1, dtype=np.int64)
+        return np.maximum(end - self.window_size, self.first_row), end
+
+
+def _rolling(values: np.ndarray, first_row: np.ndarray, window: int, how: str) -> np.ndarray:
     """A rolling statistic over each card's last `window` observations (itself included)."""
-    rolled = values.groupby(groups, sort=False).rolling(window, min_periods=1)
-    return getattr(rolled, how)().reset_index(level=0, drop=True).sort_index().to_numpy()
+    rolled = pd.Series(values).rolling(_CardWindow(first_row, window), min_periods=1)
+    return getattr(rolled, how)().to_numpy()
+
+
+def _group_mean(values: np.ndarray, groups: np.ndarray) -> np.ndarray:
+    """Mean of the finite `values` of each row's group (NaN when the group has none)."""
+    finite = np.isfinite(values)
+    sums = np.bincount(groups, weights=np.where(finite, values, 0.0))
+    counts = np.bincount(groups, weights=finite.astype(np.float64))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (sums / counts)[groups]
+
+
+def _categorical(column: pd.Series, rows: np.ndarray) -> pd.Categorical:
+    """`column` at `rows` as a categorical of its strings (missing: "")."""
+    codes, categories = pd.factorize(column.take(rows).fillna(""), sort=True)
+    return pd.Categorical.from_codes(codes, categories=categories.astype(str))
 
 
 def build_features(history: pd.DataFrame, horizon_days: int) -> pd.DataFrame:
@@ -111,70 +176,101 @@ def build_features(history: pd.DataFrame, horizon_days: int) -> pd.DataFrame:
 
     The actual is the card's first observed price on or after date + `horizon_days`, at most
     `TARGET_WINDOW_DAYS` later; target and target_date are NaN / NaT when there is none yet.
+    Features are float32 (trees bin them anyway; half the memory of a daily history).
     """
-    h = clean_history(history)
-    n = len(h)
-    codes = pd.factorize(h["card_id"], sort=False)[0]
-    days = (h["date"].to_numpy().astype("datetime64[D]").astype(np.int64)).astype(np.int64)
-    pos = _Positions(codes, days)
-    log_price = np.log(h["market_price"].to_numpy(dtype=np.float64))
-    obs_index = h.groupby(codes, sort=False).cumcount().to_numpy()
-    step = max(median_step_days(h), 1.0)
+    rows, codes = _clean_rows(history)
+    n = len(rows)
+    dates = history["date"].take(rows)
+    days = _epoch_days(dates)
+    index = np.arange(n, dtype=np.int64)
+    new_card = np.append(True, codes[1:] != codes[:-1])[:n]
+    first_row = np.maximum.accumulate(np.where(new_card, index, 0))
+    obs_index = index - first_row
+    step = max(_median_gap(codes, days), 1.0)
+    market_price = history["market_price"].to_numpy(dtype=np.float64)[rows]
+    log_price = np.log(market_price)
 
-    out: dict[str, np.ndarray] = {"log_price": log_price}
+    # Each feature is stored as float32 as soon as it is computed, so the float64 working arrays
+    # of a large history never all exist at once.
+    out: dict[str, np.ndarray] = {}
+
+    def put(name: str, values: np.ndarray) -> np.ndarray:
+        out[name] = values.astype(np.float32)
+        return values
+
+    def rolling(values: np.ndarray, window_days: int, how: str) -> np.ndarray:
+        """`how` over the observations that typically fit in `window_days` (at least 2)."""
+        return _rolling(values, first_row, max(2, round(window_days / step)), how)
+
+    put("log_price", log_price)
+    pos = _Positions(codes, days)
     for d in RETURN_DAYS:
         lag, valid = pos.last_on_or_before(d)
-        out[f"ret_{d}d"] = np.where(valid, log_price - log_price[lag], np.nan)
-    rows = np.arange(n)
+        ret = put(f"ret_{d}d", np.where(valid, log_price - log_price[lag], np.nan))
+        if d == SET_RETURN_DAYS:
+            set_return_base = ret
+    target_row, known = pos.first_in(horizon_days, horizon_days + TARGET_WINDOW_DAYS)
+    target = np.where(known, log_price[target_row] - log_price, np.nan)
+    target_date = np.where(known, dates.to_numpy()[target_row], np.datetime64("NaT", "ns"))
+    del pos, target_row, known, lag, valid
     for k in RETURN_OBS:
-        valid = obs_index >= k
-        out[f"ret_{k}obs"] = np.where(
-            valid, log_price - log_price[np.clip(rows - k, 0, None)], np.nan
+        put(
+            f"ret_{k}obs",
+            np.where(obs_index >= k, log_price - log_price[np.clip(index - k, 0, None)], np.nan),
         )
+    step_return = out["ret_1obs"].astype(np.float64)
 
-    price = pd.Series(h["market_price"].to_numpy(dtype=np.float64))
     # The original rule's fair value: the mean of the last 3 observations.
-    mean3 = _grouped_rolling(price, codes, 3, "mean")
-    out["dev_mean3"] = log_price - np.log(mean3)
+    mean3 = _rolling(market_price, first_row, 3, "mean")
+    put("dev_mean3", log_price - np.log(mean3))
 
-    log_series = pd.Series(log_price)
-    step_return = pd.Series(out["ret_1obs"])
-    volume = h["volume"].astype("Float64").to_numpy(dtype=np.float64, na_value=np.nan)
-    zero_volume = pd.Series(np.where(np.isnan(volume), np.nan, (volume == 0).astype(float)))
     for w in WINDOW_DAYS:
-        n_obs = max(2, round(w / step))
         # Volatility per observation, rescaled to per-sqrt-day so it means the same on any spacing.
-        out[f"vol_{w}d"] = _grouped_rolling(step_return, codes, n_obs, "std") / np.sqrt(step)
-        out[f"dist_max_{w}d"] = log_price - _grouped_rolling(log_series, codes, n_obs, "max")
-        out[f"dist_min_{w}d"] = log_price - _grouped_rolling(log_series, codes, n_obs, "min")
-        out[f"dist_mean_{w}d"] = log_price - _grouped_rolling(log_series, codes, n_obs, "mean")
-    out["zero_volume_share_91d"] = _grouped_rolling(
-        zero_volume, codes, max(2, round(91 / step)), "mean"
-    )
-    out["log_volume"] = np.log1p(volume)
+        put(f"vol_{w}d", rolling(step_return, w, "std") / np.sqrt(step))
+        for stat in ("max", "min", "mean"):
+            put(f"dist_{stat}_{w}d", log_price - rolling(log_price, w, stat))
 
-    # Days since the price last moved: carry the day of the last change forward within the card.
-    changed = ~(np.abs(np.nan_to_num(out["ret_1obs"], nan=np.inf)) <= STALE_TOLERANCE)
-    last_change = pd.Series(np.where(changed, days, np.nan)).groupby(codes, sort=False).ffill()
-    out["stale_days"] = days - last_change.to_numpy()
-    out["age_days"] = (h["date"] - h["release_date"]).dt.days.to_numpy(
-        dtype=np.float64, na_value=np.nan
+    volume = history["volume"].astype("Float64").to_numpy(dtype=np.float64, na_value=np.nan)[rows]
+    zero_volume = np.where(np.isnan(volume), np.nan, (volume == 0).astype(np.float64))
+    put("zero_volume_share_91d", rolling(zero_volume, 91, "mean"))
+    del zero_volume
+    put("log_volume", np.log1p(volume))
+
+    # Days since the price last moved: the row of the last change, carried forward (a card's
+    # first row counts as a change, so the carry never crosses into the previous card).
+    changed = ~(np.abs(np.nan_to_num(step_return, nan=np.inf)) <= STALE_TOLERANCE)
+    last_change = np.maximum.accumulate(np.where(changed, index, 0))
+    put("stale_days", days - days[last_change])
+    del changed, last_change, step_return, volume
+    put(
+        "age_days",
+        (dates - history["release_date"].take(rows)).dt.days.to_numpy(
+            dtype=np.float64, na_value=np.nan
+        ),
     )
 
     # A card's move relative to its set's mean move on the same date (known at t). Market- and
     # set-wide levels themselves are left out: with a year of history they take few distinct
     # values, and the trees used them to memorise dates (worse than naive on validation).
-    ret_28d = pd.Series(out["ret_28d"])
-    set_ret = ret_28d.groupby([h["set_id"].to_numpy(), days], sort=False).transform("mean")
-    out["rel_set_ret_28d"] = (ret_28d - set_ret).to_numpy()
+    set_codes = pd.factorize(history["set_id"].take(rows))[0].astype(np.int64)
+    set_day = pd.factorize(set_codes * _KEY_SPAN + (days - days.min(initial=0)))[0]
+    put(
+        f"rel_set_ret_{SET_RETURN_DAYS}d",
+        set_return_base - _group_mean(set_return_base, set_day),
+    )
 
-    target_row, known = pos.first_in(horizon_days, horizon_days + TARGET_WINDOW_DAYS)
-    columns: dict[str, object] = {c: h[c].to_numpy() for c in ID_COLUMNS}
-    # float32 halves the table of a large daily history; trees bin features anyway.
-    columns.update({c: out[c].astype(np.float32) for c in NUMERIC_FEATURES})
-    columns.update({c: h[c].fillna("").astype(str).to_numpy() for c in CATEGORICAL_FEATURES})
+    # Strings as pandas categoricals (sorted categories, so they sort as the strings do): a
+    # small integer per row instead of a string.
+    columns: dict[str, object] = {
+        "card_id": _categorical(history["card_id"], rows),
+        "set_id": _categorical(history["set_id"], rows),
+        "date": dates.to_numpy(),
+        "market_price": market_price,
+    }
+    columns.update({c: out.pop(c) for c in NUMERIC_FEATURES})
+    columns.update({c: _categorical(history[c], rows) for c in CATEGORICAL_FEATURES})
     # The original rule's fair value, exact (float64) so the rule's signals are too.
     columns["rolling_mean_3"] = mean3
-    columns["target"] = np.where(known, log_price[target_row] - log_price, np.nan)
-    columns["target_date"] = pd.Series(h["date"].to_numpy()[target_row]).where(known).to_numpy()
+    columns["target"] = target
+    columns["target_date"] = target_date
     return pd.DataFrame(columns, copy=False)

@@ -4,6 +4,7 @@ model, its metrics and the serving file under `models/<version>/`."""
 from __future__ import annotations
 
 import datetime as dt
+import io
 import json
 import resource
 import time
@@ -12,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from pokewatch import keys
-from pokewatch.backtest import metrics_of_pairs, signals_of, walk_forward_pairs
+from pokewatch.backtest import metrics_of_pairs, signals_of, walk_forward_pairs_of_features
 from pokewatch.fair_price_model import FairPriceModel
 from pokewatch.history import from_parquet_bytes
 from pokewatch.report import render_report
@@ -30,17 +31,27 @@ def train_model(dataset: Dataset, settings: Settings, store: ArtifactStore) -> T
     started = time.perf_counter()
     trained_at = dt.datetime.now(dt.UTC)
     version = dataset.run.run_id
-    history = from_parquet_bytes(store.get_bytes(dataset.history_key))
-    features = from_parquet_bytes(store.get_bytes(dataset.features_key))
-
-    pairs = walk_forward_pairs(history, settings)
-    backtest = metrics_of_pairs(pairs, settings)
-    model = FairPriceModel(settings.horizon_days, settings.interval_level)
-    model.fit(features[features["target"].notna()])
-
     window_start = pd.Timestamp(dataset.data_as_of) - pd.Timedelta(
         days=settings.serving_history_days
     )
+    # The features hold all that the backtest and the fit read; of the history only the serving
+    # window is needed (card attributes, the cards priced lately). Reading all of a large daily
+    # history as well would double the step's memory.
+    history = pd.read_parquet(
+        io.BytesIO(store.get_bytes(dataset.history_key)), filters=[("date", ">=", window_start)]
+    )
+    features = from_parquet_bytes(store.get_bytes(dataset.features_key))
+
+    pairs = walk_forward_pairs_of_features(features, settings)
+    backtest = metrics_of_pairs(pairs, settings)
+    model = FairPriceModel(
+        settings.horizon_days,
+        settings.interval_level,
+        max_train_rows=settings.model_max_train_rows,
+    )
+    # The model takes the rows with a known target itself (without copying the whole table).
+    model.fit(features)
+
     serving_rows = features[features["date"] >= window_start]
     predicted = serving_rows[["card_id", "date", "market_price"]].join(model.predict(serving_rows))
     predicted = predicted.dropna(subset=["fair_price"])
@@ -52,7 +63,7 @@ def train_model(dataset: Dataset, settings: Settings, store: ArtifactStore) -> T
         interval_level=settings.interval_level,
     )
     serving = serving_table_bytes(facts, history, predicted)
-    latest_cards = history.loc[history["date"] >= window_start, "card_id"].nunique()
+    latest_cards = history["card_id"].nunique()
     metrics = {
         "version": version,
         "trained_at": trained_at.isoformat(),
