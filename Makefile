@@ -14,7 +14,7 @@ HISTORY_DAYS ?= 400
 ENV ?= default
 ARCH ?= x86_64
 
-.PHONY: help venv run pipeline serve test lint format validate build size smoke bench deploy clean
+.PHONY: help venv run test lint format validate build size smoke bench deploy clean
 
 help:
 	@echo "make run       run the pipeline on the sample market, then serve the API on :3000"
@@ -74,6 +74,17 @@ smoke: $(STAMP) build
 deploy: $(SAM)
 	$(MAKE) build ARCH=arm64
 	$(SAM_ENV) $(SAM) deploy --config-env $(ENV)
+
+BENCH_OUT := bench/results
+bench: $(STAMP)
+	@mkdir -p $(BENCH_OUT)
+	$(BIN)/python bench/backtest_real_data.py > $(BENCH_OUT)/backtest_real_data.json
+	$(BIN)/python bench/calibrate_sample_market.py > $(BENCH_OUT)/calibrate_sample_market.json
+	$(BIN)/python bench/api_cold_start.py > $(BENCH_OUT)/api_cold_start.json
+	$(BIN)/python bench/api_warm.py > $(BENCH_OUT)/api_warm.json
+	$(BIN)/python bench/api_load.py > $(BENCH_OUT)/api_load.json
+	$(BIN)/python bench/pipeline_scale.py > $(BENCH_OUT)/pipeline_scale.json
+	@echo "results in $(BENCH_OUT)/"
 
 format: $(STAMP)
 	$(BIN)/ruff format .
