@@ -32,12 +32,12 @@ import requests
 import responses
 from aws_lambda_powertools.utilities import parameters
 from moto import mock_aws
+
 from pokewatch import keys, registry
 from pokewatch.history import to_parquet_bytes
 from pokewatch.sources.sample import SampleMarket
 from pokewatch.sources.variants import TCGPLAYER_PRICE_KEYS, variant_name
 from pokewatch.store import LocalStore
-
 from pokewatch_local.asl import ExecutionResult
 from pokewatch_local.cli import main
 from pokewatch_local.runner import run_pipeline

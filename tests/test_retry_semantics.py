@@ -25,9 +25,9 @@ from typing import Any
 
 import pytest
 import responses
-from pokewatch.store import LocalStore
 from responses import matchers
 
+from pokewatch.store import LocalStore
 from pokewatch_local.asl import ExecutionResult, StateMachine
 from pokewatch_local.lambda_runtime import LocalLambda
 from pokewatch_local.runner import QUIET_LOGS, LocalServices, run_pipeline
