@@ -4,7 +4,7 @@ The model predicts the log change y = log(actual / price) with gradient-boosted 
 absolute (median) loss: the median of the future price minimises absolute percentage error far
 better than the mean on fat-tailed card prices. (The exact minimiser of |fair − actual| /
 actual is the median of y weighted by e^{−y}; fitting with those weights was measured on the
-real data's validation window before its first backtest origin: 0.2% better than the plain
+real data's validation window before its first backtest origin: 0.15% better than the plain
 median, at up to three times the fit time, so it is not a candidate.) Every `fit` chooses its
 own configuration on a validation window that ends before the training rows end (an inner
 walk-forward), so nothing is tuned to the data it is later judged on:

@@ -185,7 +185,6 @@ def build_features(history: pd.DataFrame, horizon_days: int) -> pd.DataFrame:
     index = np.arange(n, dtype=np.int64)
     new_card = np.append(True, codes[1:] != codes[:-1])[:n]
     first_row = np.maximum.accumulate(np.where(new_card, index, 0))
-    obs_index = index - first_row
     step = max(_median_gap(codes, days), 1.0)
     market_price = history["market_price"].to_numpy(dtype=np.float64)[rows]
     log_price = np.log(market_price)
@@ -214,11 +213,14 @@ def build_features(history: pd.DataFrame, horizon_days: int) -> pd.DataFrame:
     target_date = np.where(known, dates.to_numpy()[target_row], np.datetime64("NaT", "ns"))
     del pos, target_row, known, lag, valid
     for k in RETURN_OBS:
-        put(
+        ret = put(
             f"ret_{k}obs",
-            np.where(obs_index >= k, log_price - log_price[np.clip(index - k, 0, None)], np.nan),
+            np.where(
+                index - first_row >= k, log_price - log_price[np.maximum(index - k, 0)], np.nan
+            ),
         )
-    step_return = out["ret_1obs"].astype(np.float64)
+        if k == 1:
+            step_return = ret
 
     # The original rule's fair value: the mean of the last 3 observations.
     mean3 = _rolling(market_price, first_row, 3, "mean")
