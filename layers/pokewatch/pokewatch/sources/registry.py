@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 from pokewatch.settings import Settings
 from pokewatch.sources.base import PriceSource, SourceError
 
@@ -16,9 +18,7 @@ def get_source(name: str, settings: Settings) -> PriceSource:
     """
     match name:
         case "sample":
-            from pokewatch.sources.sample import SampleMarket
-
-            return SampleMarket(seed=settings.sample_seed, n_cards=settings.sample_cards)
+            return _sample_market(settings.sample_seed, settings.sample_cards)
         case "pokemontcg":
             from pokewatch.sources.pokemontcg import PokemonTcgSource
 
@@ -34,3 +34,12 @@ def get_source(name: str, settings: Settings) -> PriceSource:
                 raise SourceError("the csv source needs a file: set POKEWATCH_CSV_INPUT")
             return CsvSource(settings.csv_input, settings.csv_max_bad_share)
     raise SourceError(f"unknown price source {name!r}; known: {', '.join(SOURCE_NAMES)}")
+
+
+@lru_cache(maxsize=4)
+def _sample_market(seed: int, n_cards: int) -> PriceSource:
+    """One market per seed and size for the whole process: building a 10,000-card market takes
+    about half a second, and the Map calls collect once per set (a warm Lambda reuses it too)."""
+    from pokewatch.sources.sample import SampleMarket
+
+    return SampleMarket(seed=seed, n_cards=n_cards)
