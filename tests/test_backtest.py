@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+
 from pokewatch.backtest import origin_dates, signals_of, walk_forward, walk_forward_pairs
 from pokewatch.features import build_features
 from pokewatch.settings import Settings
