@@ -6,7 +6,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pokewatch.backtest import origin_dates, signals_of, walk_forward, walk_forward_pairs
+from pokewatch.backtest import (
+    min_history_days,
+    origin_dates,
+    signals_of,
+    walk_forward,
+    walk_forward_pairs,
+)
 from pokewatch.features import build_features
 from pokewatch.settings import Settings
 from pokewatch.signals import signal_of
@@ -105,3 +111,15 @@ def test_too_short_history_is_a_clear_error() -> None:
     history = synthetic_market(6, cards=10, weeks=4, reversion=0.5, volatility=0.05)
     with pytest.raises(ValueError, match="too short"):
         walk_forward(history, SETTINGS)
+
+
+def test_origins_leave_each_refit_enough_history_to_fit() -> None:
+    """A history shorter than the backtest window still backtests, on the origins that a refit
+    can be fitted for; earlier dates are not origins."""
+    history = synthetic_market(7, cards=60, weeks=30, reversion=0.5, volatility=0.05)
+    features = build_features(history, SETTINGS.horizon_days)
+    origins = origin_dates(features, SETTINGS)
+    first_day = features["date"].min()
+    assert origins
+    assert all((o - first_day).days >= min_history_days(SETTINGS) for o in origins)
+    assert walk_forward(history, SETTINGS).n_origins == len(origins)

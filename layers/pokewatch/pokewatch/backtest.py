@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel
 
-from pokewatch.fair_price_model import FairPriceModel
+from pokewatch.fair_price_model import VALIDATION_DAYS, FairPriceModel
 from pokewatch.features import build_features
 from pokewatch.settings import Settings
 from pokewatch.signals import Signal
@@ -73,8 +73,16 @@ def origin_dates(features: pd.DataFrame, settings: Settings) -> list[pd.Timestam
         return []
     calendar = counts[counts >= MAIN_CALENDAR_SHARE * counts.max()].index
     last = calendar.max()
-    in_window = [d for d in calendar if (last - d).days < settings.backtest_days]
+    # A refit at an origin needs targets known before its validation window, which itself ends
+    # a horizon before the origin: origins closer to the start of the history cannot be fitted.
+    earliest = features["date"].min() + pd.Timedelta(days=min_history_days(settings))
+    in_window = [d for d in calendar if (last - d).days < settings.backtest_days and d >= earliest]
     return _spaced(in_window, settings.backtest_origin_step_days, from_latest=True)
+
+
+def min_history_days(settings: Settings) -> int:
+    """Days of history before the first origin a walk-forward refit can be fitted on."""
+    return 2 * settings.horizon_days + VALIDATION_DAYS + 14
 
 
 def walk_forward_pairs(history: pd.DataFrame, settings: Settings) -> pd.DataFrame:
@@ -91,7 +99,11 @@ def walk_forward_pairs_of_features(features: pd.DataFrame, settings: Settings) -
     horizon = settings.horizon_days
     origins = origin_dates(features, settings)
     if not origins:
-        raise ValueError(f"the history is too short for a {horizon}-day backtest")
+        needed = min_history_days(settings) + horizon
+        raise ValueError(
+            f"the history is too short for a {horizon}-day walk-forward backtest: it needs more "
+            f"than {needed} days of prices (collect more history, e.g. --history-days 400)"
+        )
     refit_days = set(_spaced(origins, settings.backtest_refit_days, from_latest=False))
 
     frames: list[pd.DataFrame] = []

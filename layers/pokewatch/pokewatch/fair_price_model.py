@@ -51,6 +51,9 @@ TRUSTED_TYPES: tuple[str, ...] = (
     "sklearn.utils.validation.check_array",
 )
 
+#: Days of the most recent origins each fit holds out to choose its configuration and calibrate.
+VALIDATION_DAYS = 56
+
 #: Format version of the serialised state; bumped when its layout changes.
 FORMAT_VERSION = 1
 
@@ -92,7 +95,7 @@ class FairPriceModel:
         interval_level: float = 0.8,
         random_state: int = 0,
         *,
-        validation_days: int = 56,
+        validation_days: int = VALIDATION_DAYS,
         max_train_rows: int = 100_000,
     ) -> None:
         self.horizon_days = horizon_days
