@@ -8,7 +8,7 @@ from xml.etree import ElementTree
 import numpy as np
 import pandas as pd
 
-from pokewatch.backtest import metrics_of_pairs, signals_of
+from pokewatch.backtest import metrics_of_pairs, with_signals
 from pokewatch.report import render_report
 from pokewatch.settings import Settings
 
@@ -33,16 +33,7 @@ def _pairs(settings: Settings) -> pd.DataFrame:
             "fitted_on": origins.min(),
         }
     )
-    pairs["forward_return"] = pairs["actual_price"] / price - 1
-    pairs["deviation_pct"] = (price - fair) / fair
-    pairs["rule_deviation_pct"] = (price - pairs["rolling_mean_3"]) / pairs["rolling_mean_3"]
-    for prefix in ("", "rule_"):
-        pairs[f"{prefix}signal"] = signals_of(
-            pairs[f"{prefix}deviation_pct"].to_numpy(),
-            settings.buy_threshold,
-            settings.sell_threshold,
-        )
-    return pairs
+    return with_signals(pairs, settings)
 
 
 def test_report_has_charts_tables_and_escaped_names() -> None:

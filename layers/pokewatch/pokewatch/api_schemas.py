@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, field_validator
 
 from pokewatch.observations import CardId
+from pokewatch.serving import CardInfo
 from pokewatch.signals import Signal
 
 MAX_BATCH_ITEMS = 100
@@ -136,15 +137,9 @@ class BatchResponse(BaseModel):
     results: list[Prediction | ItemError]
 
 
-class CardSummary(BaseModel):
-    """One card in a listing."""
+class CardSummary(CardInfo):
+    """One card in a listing: its attributes, as served, and its latest price."""
 
-    card_id: str
-    name: str
-    set_id: str
-    set_name: str
-    rarity: str
-    variant: str
     last_price: float
     last_date: dt.date
 

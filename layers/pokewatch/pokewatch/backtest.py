@@ -135,7 +135,12 @@ def walk_forward_pairs_of_features(features: pd.DataFrame, settings: Settings) -
                 }
             )
         )
-    pairs = pd.concat(frames, ignore_index=True)
+    return with_signals(pd.concat(frames, ignore_index=True), settings)
+
+
+def with_signals(pairs: pd.DataFrame, settings: Settings) -> pd.DataFrame:
+    """Add the forward return and, for the model and for the rule, the deviation and signal of
+    each pair (columns market_price, actual_price, fair_price, rolling_mean_3 are required)."""
     price = pairs["market_price"]
     pairs["forward_return"] = pairs["actual_price"] / price - 1
     pairs["deviation_pct"] = (price - pairs["fair_price"]) / pairs["fair_price"]
