@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from functools import lru_cache
+from pathlib import Path
 
 from pokewatch.settings import Settings
 from pokewatch.sources.base import PriceSource, SourceError
@@ -28,11 +29,12 @@ def get_source(name: str, settings: Settings) -> PriceSource:
 
             return PriceTrackerSource.from_settings(settings)
         case "csv":
-            from pokewatch.sources.csv_file import CsvSource
-
             if not settings.csv_input:
                 raise SourceError("the csv source needs a file: set POKEWATCH_CSV_INPUT")
-            return CsvSource(settings.csv_input, settings.csv_max_bad_share)
+            path = Path(settings.csv_input)
+            # The file's identity is part of the key: an edited file is read again.
+            stamp = path.stat().st_mtime_ns if path.is_file() else None
+            return _csv_source(str(path), stamp, settings.csv_max_bad_share)
     raise SourceError(f"unknown price source {name!r}; known: {', '.join(SOURCE_NAMES)}")
 
 
@@ -43,3 +45,12 @@ def _sample_market(seed: int, n_cards: int) -> PriceSource:
     from pokewatch.sources.sample import SampleMarket
 
     return SampleMarket(seed=seed, n_cards=n_cards)
+
+
+@lru_cache(maxsize=4)
+def _csv_source(path: str, stamp: int | None, max_bad_share: float) -> PriceSource:
+    """One reader per file version for the whole process: the Map collects set by set, and each
+    set would otherwise parse the whole file again."""
+    from pokewatch.sources.csv_file import CsvSource
+
+    return CsvSource(path, max_bad_share)
