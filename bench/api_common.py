@@ -9,7 +9,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
-from api_fixtures import card_id_of, promote_model  # noqa: E402  (tests/ is not a package)
+from api_fixtures import card_id_of, promote_model, serve_process  # noqa: E402, F401  (tests/ is not a package)
 
 from pokewatch.store import ArtifactStore  # noqa: E402
 

@@ -15,17 +15,14 @@ import argparse
 import http.client
 import json
 import os
-import socket
 import subprocess
-import sys
 import tempfile
 import threading
 import time
 from collections import Counter
-from pathlib import Path
 from typing import Any
 
-from api_common import CARDS, ROOT, card_id_of, percentiles, realistic_model
+from api_common import CARDS, card_id_of, percentiles, realistic_model, serve_process
 
 from pokewatch.store import LocalStore
 
@@ -70,17 +67,11 @@ def client(port: int, deadline: float, offset: int, out: dict[str, Any]) -> None
 
 def start_server(store: LocalStore) -> tuple[subprocess.Popen[str], int]:
     """`pokewatch serve` on a free port, once it answers /health."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    command = [str(Path(sys.executable).with_name("pokewatch")), "serve", "--store", store.uri]
-    process = subprocess.Popen(
-        [*command, "--port", str(port)],
-        cwd=ROOT,
+    process, port = serve_process(
+        store,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         env={**os.environ, "POWERTOOLS_LOG_LEVEL": "WARNING"},
-        text=True,
     )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:

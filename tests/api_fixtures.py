@@ -12,6 +12,9 @@ import importlib.util
 import json
 import math
 import os
+import socket
+import subprocess
+import sys
 import uuid
 from pathlib import Path
 from types import ModuleType
@@ -92,6 +95,17 @@ def promote_model(store: ArtifactStore, version: str, **sizes: int) -> None:
     """Write the serving file of `version` and put it in service."""
     put_model(store, version, **sizes)
     registry.promote(store, version)
+
+
+def serve_process(store: ArtifactStore, **popen: Any) -> tuple[subprocess.Popen[str], int]:
+    """`pokewatch serve` over `store` started in its own process on a free port (the caller
+    waits for it and stops it); `popen` goes to subprocess.Popen (output, environment)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    pokewatch = str(Path(sys.executable).with_name("pokewatch"))
+    command = [pokewatch, "serve", "--store", store.uri, "--port", str(port)]
+    return subprocess.Popen(command, cwd=ROOT, text=True, **popen), port
 
 
 def load_handler(store_uri: str, **env: str) -> ModuleType:

@@ -7,9 +7,7 @@ import http.client
 import json
 import os
 import re
-import socket
 import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -17,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from api_fixtures import HOSTILE_BODIES, ROOT, card_id_of, promoted_store
+from api_fixtures import HOSTILE_BODIES, ROOT, card_id_of, promoted_store, serve_process
 
 from pokewatch.store import LocalStore
 from pokewatch_local.lambda_runtime import LocalLambda
@@ -205,16 +203,10 @@ def test_bodies_that_are_not_json_text_are_4xx(
 
 def test_the_pokewatch_serve_command(tmp_path: Path) -> None:
     store = promoted_store(tmp_path / "store")
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    command = [str(Path(sys.executable).with_name("pokewatch")), "serve", "--store", store.uri]
-    process = subprocess.Popen(
-        [*command, "--port", str(port)],
-        cwd=ROOT,
+    process, port = serve_process(
+        store,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
-        text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
     try:
