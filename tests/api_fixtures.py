@@ -24,7 +24,7 @@ import pytest
 
 from pokewatch import registry
 from pokewatch.keys import SERVING_FILE, model_artifact
-from pokewatch.serving import CardInfo, ModelFacts, serving_file_bytes
+from pokewatch.serving import COLUMNS, CardInfo, ModelFacts, serving_file_bytes
 from pokewatch.settings import get_settings
 from pokewatch.store import ArtifactStore, LocalStore
 
@@ -48,11 +48,15 @@ def first_day_of(index: int, n_days: int) -> dt.date:
     return LAST_DAY - dt.timedelta(days=n_days - 1 - late_start)
 
 
+#: The fixture's expected price relative to its fair price (apart, so a test tells them apart).
+EXPECTED_OVER_FAIR = 1.04
+
+
 def serving_bytes(version: str = "v1", n_cards: int = 24, n_days: int = 30) -> bytes:
     """A deterministic serving file: `n_cards` cards with up to `n_days` daily rows each, the
     fair price a smooth function of the card and the day (so answers are predictable)."""
     cards, counts = [], []
-    columns: dict[str, list[float]] = {name: [] for name in ("day", "price", "fair", "low", "high")}
+    columns: dict[str, list[float]] = {name: [] for name in COLUMNS}
     for i in range(n_cards):
         set_id, set_name = SETS[i % len(SETS)]
         cards.append(
@@ -76,6 +80,7 @@ def serving_bytes(version: str = "v1", n_cards: int = 24, n_days: int = 30) -> b
             columns["fair"].append(fair)
             columns["low"].append(fair * 0.85)
             columns["high"].append(fair * 1.15)
+            columns["expected"].append(fair * EXPECTED_OVER_FAIR)
     facts = ModelFacts(
         model_version=version,
         trained_at=dt.datetime(2025, 7, 1, 3, 0, tzinfo=dt.UTC),

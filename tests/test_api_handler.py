@@ -14,6 +14,7 @@ from types import ModuleType
 
 import pytest
 from api_fixtures import (
+    EXPECTED_OVER_FAIR,
     HANDLER_PATH,
     HOSTILE_BODIES,
     LAST_DAY,
@@ -224,8 +225,11 @@ def test_predict_answers_at_the_latest_price_by_default(api: ModuleType) -> None
     assert answer["date"] == LAST_DAY.isoformat()
     assert answer["fair_price_low"] <= answer["fair_price"] <= answer["fair_price_high"]
     assert answer["horizon_days"] == 28
-    expected = (answer["market_price"] - answer["fair_price"]) / answer["fair_price"]
-    assert answer["deviation_pct"] == pytest.approx(expected, abs=1e-4)
+    assert answer["expected_price"] == pytest.approx(
+        answer["fair_price"] * EXPECTED_OVER_FAIR, abs=0.01
+    )
+    deviation = (answer["market_price"] - answer["expected_price"]) / answer["expected_price"]
+    assert answer["deviation_pct"] == pytest.approx(deviation, abs=1e-4)
 
 
 def test_predict_at_a_date_uses_the_latest_row_on_or_before_it(api: ModuleType) -> None:
@@ -241,12 +245,15 @@ def test_predict_at_a_date_uses_the_latest_row_on_or_before_it(api: ModuleType) 
     assert answer["date"] == LAST_DAY.isoformat()
 
 
-@pytest.mark.parametrize(("factor", "signal"), [(0.5, "BUY"), (1.0, "HOLD"), (2.0, "SELL")])
-def test_predict_at_an_offered_price_gives_its_signal(
+@pytest.mark.parametrize(
+    ("factor", "signal"),
+    [(0.5, "BUY"), (0.89, "BUY"), (0.92, "HOLD"), (1.0, "HOLD"), (1.14, "HOLD"), (1.16, "SELL")],
+)
+def test_predict_at_an_offered_price_gives_its_signal_against_the_expected_price(
     api: ModuleType, factor: float, signal: str
 ) -> None:
     _, latest = invoke(api, "POST", "/predict", body={"card_id": CARD})
-    offered = round(latest["fair_price"] * factor, 2)
+    offered = round(latest["expected_price"] * factor, 2)
     body = {"card_id": CARD, "market_price": offered}
     status, answer = invoke(api, "POST", "/predict", body=body)
     assert status == 200

@@ -51,10 +51,28 @@ def test_predictions_are_index_aligned_and_ordered(
     latest = features[features["date"] == features["date"].max()].iloc[::-1]
     predicted = model.predict(latest)
     assert predicted.index.equals(latest.index)
-    assert list(predicted.columns) == ["fair_price", "fair_price_low", "fair_price_high"]
+    assert list(predicted.columns) == [
+        "fair_price",
+        "fair_price_low",
+        "fair_price_high",
+        "expected_price",
+    ]
     assert (predicted["fair_price_low"] <= predicted["fair_price"]).all()
     assert (predicted["fair_price"] <= predicted["fair_price_high"]).all()
-    assert (predicted["fair_price"] > 0).all()
+    assert (predicted[["fair_price", "expected_price"]] > 0).all().all()
+
+
+def test_expected_price_follows_the_reversion(
+    model: FairPriceModel, features: pd.DataFrame
+) -> None:
+    # Cards far below their recent mean drift back up, cards far above it down: the expected
+    # (mean) price says so on the side where it matters.
+    latest = features[features["date"] >= features["date"].max() - pd.Timedelta(days=20)]
+    predicted = model.predict(latest)
+    expected_return = predicted["expected_price"] / latest["market_price"] - 1
+    low, high = latest["dist_mean_91d"] < -0.05, latest["dist_mean_91d"] > 0.05
+    assert low.sum() > 20 and high.sum() > 20
+    assert expected_return[low].mean() > 0.01 > -0.01 > expected_return[high].mean()
 
 
 def test_learns_the_reversion_and_validates_before_its_last_rows(model: FairPriceModel) -> None:

@@ -30,6 +30,7 @@ def _pairs(settings: Settings) -> pd.DataFrame:
             "fair_price": fair,
             "fair_price_low": fair * 0.9,
             "fair_price_high": fair * 1.1,
+            "expected_price": fair * 1.02,
             "fitted_on": origins.min(),
         }
     )
@@ -49,6 +50,7 @@ def test_report_has_charts_tables_and_escaped_names() -> None:
             "fair_price": [10.0, 20.0, 10.0],
             "fair_price_low": [8.0, 18.0, 9.0],
             "fair_price_high": [12.0, 22.0, 11.0],
+            "expected_price": [10.5, 19.0, 10.0],
             "deviation_pct": [-0.5, 0.5, 0.0],
             "signal": ["BUY", "SELL", "HOLD"],
         }

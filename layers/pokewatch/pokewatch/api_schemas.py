@@ -107,15 +107,24 @@ class BatchRequest(ApiModel):
 
 
 class Prediction(BaseModel):
-    """The fair price of a card at a date, its 80% interval and the signal at the market price."""
+    """The fair price of a card at a date, its 80% interval, the expected price and the signal at
+    the market price."""
 
     card_id: str
     date: dt.date = Field(description="the date of the observation used")
     market_price: float = Field(description="the price the signal is about")
-    fair_price: float = Field(description="the expected market price `horizon_days` later")
-    fair_price_low: float
-    fair_price_high: float
-    deviation_pct: float = Field(description="(market_price - fair_price) / fair_price")
+    fair_price: float = Field(
+        description="the most likely market price `horizon_days` later (a median forecast)"
+    )
+    fair_price_low: float = Field(description="lower end of the fair price's interval")
+    fair_price_high: float = Field(description="upper end of the fair price's interval")
+    expected_price: float = Field(
+        description="the mean forecast of the market price `horizon_days` later: what the card "
+        "is worth on average, counting its chances of a large move up or down"
+    )
+    deviation_pct: float = Field(
+        description="(market_price - expected_price) / expected_price; the signal's input"
+    )
     signal: Signal
     horizon_days: int
     model_version: str
@@ -153,13 +162,14 @@ class CardPage(BaseModel):
 
 
 class HistoryPoint(BaseModel):
-    """A past market price of a card and the fair price the model gave that day."""
+    """A past market price of a card and the prices the model gave that day."""
 
     date: dt.date
     market_price: float
     fair_price: float
     fair_price_low: float
     fair_price_high: float
+    expected_price: float
 
 
 class CardDetail(CardSummary):

@@ -87,8 +87,8 @@ def min_history_days(settings: Settings) -> int:
 
 def walk_forward_pairs(history: pd.DataFrame, settings: Settings) -> pd.DataFrame:
     """One row per (origin, card) with a price at the origin and an observed actual: the price,
-    actual, model fair price and interval, the rule's rolling-mean-3 fair value, both signals,
-    the forward return, and the refit date of the model that predicted it."""
+    actual, model fair price, interval and expected price, the rule's rolling-mean-3 fair value,
+    both signals, the forward return, and the refit date of the model that predicted it."""
     return walk_forward_pairs_of_features(build_features(history, settings.horizon_days), settings)
 
 
@@ -138,20 +138,25 @@ def walk_forward_pairs_of_features(features: pd.DataFrame, settings: Settings) -
     return with_signals(pd.concat(frames, ignore_index=True), settings)
 
 
+def add_signal(
+    frame: pd.DataFrame, reference: str, settings: Settings, prefix: str = ""
+) -> pd.DataFrame:
+    """Add `{prefix}deviation_pct` of `market_price` from the `reference` column and the
+    `{prefix}signal` of that deviation (the model's signal: reference `expected_price`)."""
+    deviation = (frame["market_price"] - frame[reference]) / frame[reference]
+    frame[f"{prefix}deviation_pct"] = deviation
+    frame[f"{prefix}signal"] = signals_of(
+        deviation.to_numpy(), settings.buy_threshold, settings.sell_threshold
+    )
+    return frame
+
+
 def with_signals(pairs: pd.DataFrame, settings: Settings) -> pd.DataFrame:
     """Add the forward return and, for the model and for the rule, the deviation and signal of
-    each pair (columns market_price, actual_price, fair_price, rolling_mean_3 are required)."""
-    price = pairs["market_price"]
-    pairs["forward_return"] = pairs["actual_price"] / price - 1
-    pairs["deviation_pct"] = (price - pairs["fair_price"]) / pairs["fair_price"]
-    pairs["rule_deviation_pct"] = (price - pairs["rolling_mean_3"]) / pairs["rolling_mean_3"]
-    for prefix in ("", "rule_"):
-        pairs[f"{prefix}signal"] = signals_of(
-            pairs[f"{prefix}deviation_pct"].to_numpy(),
-            settings.buy_threshold,
-            settings.sell_threshold,
-        )
-    return pairs
+    each pair (columns market_price, actual_price, expected_price, rolling_mean_3 are required)."""
+    pairs["forward_return"] = pairs["actual_price"] / pairs["market_price"] - 1
+    add_signal(pairs, "expected_price", settings)
+    return add_signal(pairs, "rolling_mean_3", settings, prefix="rule_")
 
 
 def _ape(predicted: pd.Series, actual: pd.Series) -> float:

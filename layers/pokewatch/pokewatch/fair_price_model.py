@@ -18,6 +18,15 @@ walk-forward), so nothing is tuned to the data it is later judged on:
    by a per-card volatility scale so quiet cards get tight intervals and volatile cards wide
    ones, give the lower and upper quantiles of the `interval_level` band;
 4. the chosen configuration is refitted on all rows for prediction.
+
+Next to that median the model fits the *expected* price: the mean forward return, under a
+squared loss (returns above `EXPECTED_RETURN_CAP` count as the cap). The median answers "what
+will it most likely cost" and is what MAPE and the interval judge; it is today's price for nearly
+every card, because most cards do not move in four weeks. The mean also weighs the minority that
+move a lot (a crashed card that recovers, a spike that fades, a new set that sags), which is what
+a BUY or SELL is about, so the signal is computed on it (`pokewatch.signals`). Its trees are the
+"medium" candidate, fixed: chosen on the real history's window before its first backtest origin,
+where "shallow" fired on too few pairs to be of use.
 """
 
 from __future__ import annotations
@@ -45,6 +54,7 @@ TRUSTED_TYPES: tuple[str, ...] = (
     "numpy.ndarray",
     "sklearn._loss.link.IdentityLink",
     "sklearn._loss.loss.AbsoluteError",
+    "sklearn._loss.loss.HalfSquaredError",
     "sklearn.ensemble._hist_gradient_boosting.binning._BinMapper",
     "sklearn.ensemble._hist_gradient_boosting.gradient_boosting.HistGradientBoostingRegressor",
     "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
@@ -55,7 +65,11 @@ TRUSTED_TYPES: tuple[str, ...] = (
 VALIDATION_DAYS = 56
 
 #: Format version of the serialised state; bumped when its layout changes.
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+
+#: Forward returns above this are counted as this when fitting the expected price: the mean of a
+#: leaf should describe its cards, not the one card in it that tripled.
+EXPECTED_RETURN_CAP = 1.0
 
 
 @dataclass(frozen=True)
@@ -73,6 +87,8 @@ CANDIDATES: tuple[Candidate, ...] = (
 )
 #: Multipliers of the predicted log change tried on the validation window (0 = naive; above 1
 #: undoes the trees' own shrinkage toward the median of no change).
+#: The trees of the expected price (a mean, so a squared loss).
+EXPECTED_CANDIDATE = CANDIDATES[1]
 SHRINKS: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5)
 
 
@@ -104,6 +120,7 @@ class FairPriceModel:
         self.validation_days = validation_days
         self.max_train_rows = max_train_rows
         self.estimator_: HistGradientBoostingRegressor | None = None
+        self.expected_estimator_: HistGradientBoostingRegressor | None = None
         self.categories_: dict[str, list[str]] = {}
         self.candidate_: str = ""
         self.shrink_: float = 1.0
@@ -150,7 +167,12 @@ class FairPriceModel:
             "n_inner": float(len(inner)),
             "n_calibration": float(len(calibration)),
         }
-        self.estimator_ = self._fitted(candidate, self._matrix(rows), rows["target"].to_numpy())
+        x, y = self._matrix(rows), rows["target"].to_numpy()
+        self.estimator_ = self._fitted(candidate, x, y)
+        forward_return = np.clip(np.expm1(y), -1.0, EXPECTED_RETURN_CAP)
+        self.expected_estimator_ = self._fitted(
+            EXPECTED_CANDIDATE, x, forward_return, loss="squared_error"
+        )
         return self
 
     def _training_rows(self, features: pd.DataFrame, known_by: pd.Timestamp | None) -> pd.DataFrame:
@@ -184,15 +206,15 @@ class FairPriceModel:
         return inner, calibration
 
     def _fitted(
-        self, candidate: Candidate, x: np.ndarray, y: np.ndarray
+        self, candidate: Candidate, x: np.ndarray, y: np.ndarray, loss: str = "absolute_error"
     ) -> HistGradientBoostingRegressor:
-        """A candidate's trees fitted on (x, y)."""
+        """A candidate's trees fitted on (x, y) under `loss`."""
         # A feature never observed in a short history (a 91-day return in the first weeks) is
         # all NaN, which the binner rejects; as a constant it is simply never split on.
         x = np.where(np.isnan(x).all(axis=0), 0.0, x)
         categorical = [c in CATEGORICAL_FEATURES for c in FEATURE_COLUMNS]
         return HistGradientBoostingRegressor(
-            loss="absolute_error",
+            loss=loss,
             learning_rate=0.1,
             l2_regularization=1.0,
             categorical_features=categorical,
@@ -237,16 +259,22 @@ class FairPriceModel:
             return self.shrink_ * self.estimator_.predict(self._matrix(features))
 
     def predict(self, features: pd.DataFrame) -> pd.DataFrame:
-        """`fair_price`, `fair_price_low`, `fair_price_high` of every row (index aligned)."""
+        """`fair_price`, `fair_price_low`, `fair_price_high` and `expected_price` of every row
+        (index aligned)."""
         change = self.predict_log_change(features)
         scale = self._scale(features)
         price = features["market_price"].to_numpy(dtype=np.float64)
         low_q, high_q = self.residual_quantiles_
+        assert self.expected_estimator_ is not None  # fitted with estimator_
+        with threadpool_limits(limits=1, user_api="openmp"):
+            expected_return = self.expected_estimator_.predict(self._matrix(features))
         return pd.DataFrame(
             {
                 "fair_price": price * np.exp(change),
                 "fair_price_low": price * np.exp(change + low_q * scale),
                 "fair_price_high": price * np.exp(change + high_q * scale),
+                # A mean of returns >= −1 is >= −1; the floor keeps the price positive anyway.
+                "expected_price": price * (1 + np.maximum(expected_return, -0.9)),
             },
             index=features.index,
         )
@@ -266,6 +294,7 @@ class FairPriceModel:
             "max_train_rows": self.max_train_rows,
             "feature_columns": list(FEATURE_COLUMNS),
             "estimator": self.estimator_,
+            "expected_estimator": self.expected_estimator_,
             "categories": self.categories_,
             "candidate": self.candidate_,
             "shrink": self.shrink_,
@@ -290,6 +319,7 @@ class FairPriceModel:
             max_train_rows=state["max_train_rows"],
         )
         model.estimator_ = state["estimator"]
+        model.expected_estimator_ = state["expected_estimator"]
         model.categories_ = state["categories"]
         model.candidate_ = state["candidate"]
         model.shrink_ = state["shrink"]

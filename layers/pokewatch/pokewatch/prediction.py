@@ -42,7 +42,7 @@ class BadCursor(ValueError):
 def predict(
     table: ServingTable, request: PredictRequest, buy_threshold: float, sell_threshold: float
 ) -> Prediction:
-    """The fair price of a card at the latest row on or before `request.date`."""
+    """The prediction of a card at its latest row on or before `request.date`."""
     if table.card(request.card_id) is None:
         raise UnknownCard(f"unknown card_id {request.card_id!r}")
     point = table.point_on_or_before(request.card_id, request.date)
@@ -132,14 +132,18 @@ def _summary(card: CardInfo, latest: PricePoint) -> CardSummary:
     return CardSummary(**card.model_dump(), last_price=latest.market_price, last_date=latest.date)
 
 
-def _point_fields(point: PricePoint) -> dict:
+def _forecast_fields(point: PricePoint) -> dict:
+    """What the model predicted at a served row."""
     return {
-        "date": point.date,
-        "market_price": point.market_price,
         "fair_price": point.fair_price,
         "fair_price_low": point.fair_price_low,
         "fair_price_high": point.fair_price_high,
+        "expected_price": point.expected_price,
     }
+
+
+def _point_fields(point: PricePoint) -> dict:
+    return {"date": point.date, "market_price": point.market_price, **_forecast_fields(point)}
 
 
 def _prediction(
@@ -151,12 +155,12 @@ def _prediction(
     sell_threshold: float,
 ) -> Prediction:
     price = market_price if market_price is not None else point.market_price
-    deviation = deviation_pct(price, point.fair_price)
+    deviation = deviation_pct(price, point.expected_price)
     return Prediction(
         card_id=card_id,
         date=point.date,
         market_price=price,
-        **{k: v for k, v in _point_fields(point).items() if k.startswith("fair")},
+        **_forecast_fields(point),
         deviation_pct=round(deviation, 4),
         signal=signal_of(deviation, buy_threshold, sell_threshold),
         horizon_days=table.facts.horizon_days,

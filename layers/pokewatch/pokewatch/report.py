@@ -40,7 +40,8 @@ def render_report(
 ) -> str:
     """The report page. `pairs` is the backtest's per-pair frame (`walk_forward_pairs`);
     `opportunities` has one row per card at its latest date with card_id, name, set_name,
-    market_price, fair_price, fair_price_low, fair_price_high, deviation_pct and signal."""
+    market_price, fair_price, fair_price_low, fair_price_high, expected_price, deviation_pct and
+    signal."""
     sections = [
         _summary(version, data_as_of, metrics),
         '<div class="grid">',
@@ -152,9 +153,9 @@ def _opportunities(frame: pd.DataFrame, signal: Signal) -> str:
     chosen = chosen.sort_values("deviation_pct", ascending=signal is Signal.BUY)
     chosen = chosen.head(TOP_OPPORTUNITIES)
     title = (
-        "Biggest BUY opportunities (price below fair)"
+        "Biggest BUY opportunities (price below expected)"
         if signal is Signal.BUY
-        else ("Biggest SELL opportunities (price above fair)")
+        else "Biggest SELL opportunities (price above expected)"
     )
     if chosen.empty:
         return f"<h2>{title}</h2><p class='note'>None today.</p>"
@@ -162,20 +163,22 @@ def _opportunities(frame: pd.DataFrame, signal: Signal) -> str:
         f"<tr><td>{escape(str(r.name))}</td><td>{escape(str(r.set_name))}</td>"
         f"<td>${r.market_price:,.2f}</td><td>${r.fair_price:,.2f}</td>"
         f"<td>${r.fair_price_low:,.2f} – ${r.fair_price_high:,.2f}</td>"
+        f"<td>${r.expected_price:,.2f}</td>"
         f"<td class='{signal.value}'>{r.deviation_pct:+.1%}</td></tr>"
         for r in chosen.itertuples()
     )
     return (
         f"<h2>{title}</h2><table><tr><th>card</th><th>set</th><th>price</th><th>fair</th>"
-        f"<th>interval</th><th>deviation</th></tr>{rows}</table>"
+        f"<th>interval</th><th>expected</th><th>deviation</th></tr>{rows}</table>"
     )
 
 
 def _method(m: BacktestMetrics) -> str:
     return (
-        "<h2>How to read this</h2><p class='note'>The fair price is the model's estimate of the "
-        f"market price {m.horizon_days} days later. BUY when the price is at least 10% below it, "
-        "SELL when 15% above. Errors are measured walk-forward on the card's real later price, "
-        "against two simple alternatives: repeating the last price, and the original system's "
-        "mean of the last three prices.</p>"
+        "<h2>How to read this</h2><p class='note'>The fair price is the model's most likely "
+        f"market price {m.horizon_days} days later, with its interval; the expected price is the "
+        "average over the card's chances of a large move up or down. BUY when the price is at "
+        "least 10% below the expected price, SELL when 15% above. Errors are measured "
+        "walk-forward on the card's real later price, against two simple alternatives: "
+        "repeating the last price, and the original system's mean of the last three prices.</p>"
     )

@@ -1,10 +1,10 @@
 """The serving table: what the prediction API needs, nothing more, in a compact binary file.
 
 Layout of `models/<version>/serving.bin`: the magic line, a little-endian u32 header length, a
-JSON header (model facts and one entry per card with the offset and count of its rows), then five
+JSON header (model facts and one entry per card with the offset and count of its rows), then six
 column arrays over all rows sorted by card and date: day ordinals (int32) and market price, fair
-price, low and high (float32). Loading is a JSON parse of the header and five `frombytes`, so the
-API's cold start does not pay for pandas, numpy or a per-row parse.
+price, low, high and expected price (float32). Loading is a JSON parse of the header and six
+`frombytes`, so the API's cold start does not pay for pandas, numpy or a per-row parse.
 """
 
 from __future__ import annotations
@@ -22,9 +22,12 @@ from itertools import pairwise
 
 from pydantic import BaseModel, TypeAdapter
 
-MAGIC = b"PKWSERVING1\n"
-_COLUMNS = ("day", "price", "fair", "low", "high")
-_TYPECODES = {"day": "i", "price": "f", "fair": "f", "low": "f", "high": "f"}
+MAGIC = b"PKWSERVING2\n"
+#: The column arrays of a serving file, in file order.
+COLUMNS = ("day", "price", "fair", "low", "high", "expected")
+_TYPECODES = {"day": "i", "price": "f", "fair": "f", "low": "f", "high": "f", "expected": "f"}
+#: Columns the signal or the API divides by.
+_POSITIVE_COLUMNS = ("price", "fair", "expected")
 
 
 class ServingFormatError(ValueError):
@@ -58,13 +61,14 @@ _CARDS = TypeAdapter(list[CardInfo])
 
 @dataclass(frozen=True, slots=True)
 class PricePoint:
-    """One served row: the market price of a card on a day and the fair price predicted then."""
+    """One served row: the market price of a card on a day and what the model predicted then."""
 
     date: dt.date
     market_price: float
     fair_price: float
     fair_price_low: float
     fair_price_high: float
+    expected_price: float
 
 
 class ServingTable:
@@ -119,7 +123,7 @@ class ServingTable:
             raise ServingFormatError("serving file has a card without rows")
         columns: dict[str, array] = {}
         position = start + header_len
-        for name in _COLUMNS:
+        for name in COLUMNS:
             column = array(_TYPECODES[name])
             size = column.itemsize * n_rows
             if position + size > len(data):
@@ -163,6 +167,7 @@ class ServingTable:
             fair_price=round(c["fair"][r], 2),
             fair_price_low=round(c["low"][r], 2),
             fair_price_high=round(c["high"][r], 2),
+            expected_price=round(c["expected"][r], 2),
         )
 
 
@@ -172,12 +177,13 @@ def serving_file_bytes(
     counts: Sequence[int],
     columns: dict[str, object],
 ) -> bytes:
-    """Write a serving file. `columns` maps day/price/fair/low/high to sequences (numpy arrays or
-    lists) over all rows, grouped by card in the order of `cards`, each card's rows by date.
+    """Write a serving file. `columns` maps day/price/fair/low/high/expected to sequences (numpy
+    arrays or lists) over all rows, grouped by card in the order of `cards`, each card's rows by
+    date.
 
     The API trusts what it reads (checking every row would cost its cold start), so this checks
-    it instead: every card has rows, days increase within a card, values are finite, market and
-    fair prices above zero."""
+    it instead: every card has rows, days increase within a card, values are finite, market,
+    fair and expected prices above zero."""
     if len(counts) != len(cards) or any(n < 1 for n in counts):
         raise ValueError("every card needs at least one row")
     offsets = [0]
@@ -193,7 +199,7 @@ def serving_file_bytes(
     }
     header_bytes = json.dumps(header, separators=(",", ":")).encode()
     parts = [MAGIC, struct.pack("<I", len(header_bytes)), header_bytes]
-    for name in _COLUMNS:
+    for name in COLUMNS:
         column = _as_array(_TYPECODES[name], columns[name])
         if len(column) != offsets[-1]:
             raise ValueError(f"column {name!r} has {len(column)} rows, expected {offsets[-1]}")
@@ -202,8 +208,7 @@ def serving_file_bytes(
         elif not math.isfinite(sum(column)):
             # One NaN or infinity makes the sum non-finite (values are far below overflow).
             raise ValueError(f"column {name!r} has a non-finite value")
-        elif name in ("price", "fair") and min(column, default=1) <= 0:
-            # The signal divides by the fair price; market prices are positive by definition.
+        elif name in _POSITIVE_COLUMNS and min(column, default=1) <= 0:
             raise ValueError(f"column {name!r} has a price that is not above zero")
         parts.append(column.tobytes())
     return b"".join(parts)

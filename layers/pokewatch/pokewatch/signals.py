@@ -1,4 +1,10 @@
-"""The BUY / HOLD / SELL rule of the original system, on the new fair price (SPEC section 6)."""
+"""The BUY / HOLD / SELL rule of the original system (SPEC section 6), on the expected price.
+
+The rule is the original one; its reference is the model's *expected* (mean) price over the
+horizon rather than the fair (median) price: the median of a card's price in four weeks is
+today's price for nearly every card, so a signal on it almost never fires, while the mean carries
+the asymmetric moves a collector can act on (docs/model.md).
+"""
 
 from __future__ import annotations
 
@@ -13,9 +19,9 @@ class Signal(StrEnum):
     SELL = "SELL"
 
 
-def deviation_pct(market_price: float, fair_price: float) -> float:
-    """How far a price is above (+) or below (−) the fair price, as a fraction of it."""
-    return (market_price - fair_price) / fair_price
+def deviation_pct(market_price: float, reference_price: float) -> float:
+    """How far a price is above (+) or below (−) the reference price, as a fraction of it."""
+    return (market_price - reference_price) / reference_price
 
 
 def signal_of(deviation: float, buy_threshold: float, sell_threshold: float) -> Signal:

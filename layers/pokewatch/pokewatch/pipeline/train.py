@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from pokewatch import keys
-from pokewatch.backtest import metrics_of_pairs, signals_of, walk_forward_pairs_of_features
+from pokewatch.backtest import add_signal, metrics_of_pairs, walk_forward_pairs_of_features
 from pokewatch.fair_price_model import FairPriceModel
 from pokewatch.history import from_parquet_bytes
 from pokewatch.report import render_report
@@ -103,16 +103,12 @@ def latest_opportunities(
     latest = predicted.sort_values("date").drop_duplicates("card_id", keep="last")
     names = history.drop_duplicates("card_id", keep="last")[["card_id", "name", "set_name"]]
     latest = latest.merge(names, on="card_id", how="left")
-    latest["deviation_pct"] = (latest["market_price"] - latest["fair_price"]) / latest["fair_price"]
-    latest["signal"] = signals_of(
-        latest["deviation_pct"].to_numpy(), settings.buy_threshold, settings.sell_threshold
-    )
-    return latest
+    return add_signal(latest, "expected_price", settings)
 
 
 def serving_table_bytes(facts: ModelFacts, history: pd.DataFrame, predicted: pd.DataFrame) -> bytes:
     """The serving file of the cards in `predicted` (rows card_id, date, market_price and the
-    fair price columns), with the card attributes of their latest history row."""
+    model's price columns), with the card attributes of their latest history row."""
     predicted = predicted.sort_values(["card_id", "date"], kind="stable")
     attributes = history.drop_duplicates("card_id", keep="last").set_index("card_id")
     counts = predicted.groupby("card_id", sort=True).size()
@@ -133,5 +129,6 @@ def serving_table_bytes(facts: ModelFacts, history: pd.DataFrame, predicted: pd.
         "fair": predicted["fair_price"].to_numpy(np.float32),
         "low": predicted["fair_price_low"].to_numpy(np.float32),
         "high": predicted["fair_price_high"].to_numpy(np.float32),
+        "expected": predicted["expected_price"].to_numpy(np.float32),
     }
     return serving_file_bytes(facts, cards, counts.tolist(), columns)
