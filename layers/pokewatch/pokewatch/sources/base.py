@@ -50,5 +50,9 @@ def normalise_history(frame: pd.DataFrame) -> pd.DataFrame:
         out[column] = out[column].astype("float64")
     out["volume"] = out["volume"].astype("Int64")
     for column in ("card_id", "name", "set_id", "set_name", "series", "rarity", "variant"):
-        out[column] = out[column].fillna("").astype(str)
+        values = out[column]
+        if not pd.api.types.is_string_dtype(values):
+            # A column the source does not have is all-NaN floats; "" needs an object column.
+            values = values.astype(object)
+        out[column] = values.fillna("").astype(str)
     return out.reset_index(drop=True)
