@@ -534,14 +534,15 @@ def test_concurrent_invocations_each_get_their_own_answer(api: ModuleType) -> No
 
 
 def test_the_handler_imports_nothing_its_cold_start_does_not_need(store: LocalStore) -> None:
-    # No ML stack; no X-Ray SDK with tracing off; no OpenAPI models before the document is asked.
+    # No ML stack; no X-Ray SDK with tracing off; no OpenAPI models before the document is asked;
+    # no pydantic-settings (the settings read the environment themselves).
     code = (
         "import importlib.util, json, sys\n"
         f"spec = importlib.util.spec_from_file_location('app', {str(HANDLER_PATH)!r})\n"
         "module = importlib.util.module_from_spec(spec)\n"
         "spec.loader.exec_module(module)\n"
         "heavy = {'pandas', 'numpy', 'sklearn', 'pyarrow', 'scipy', 'aws_xray_sdk.core',\n"
-        "         'aws_lambda_powertools.event_handler.openapi.models'}\n"
+        "         'aws_lambda_powertools.event_handler.openapi.models', 'pydantic_settings'}\n"
         "print(json.dumps(sorted(heavy & set(sys.modules))))\n"
     )
     env = {"POKEWATCH_STORE": store.uri, "POWERTOOLS_TRACE_DISABLED": "true", "PATH": ""}
