@@ -54,6 +54,7 @@ metrics = Metrics(namespace="PokeWatch", service="pokewatch-api")
 app = APIGatewayRestResolver(enable_validation=True, json_body_deserializer=parse_json_body)
 loader = ModelLoader(lambda: open_store(settings.store), settings.model_ttl_seconds)
 copy_config_to_registered_loggers(source_logger=logger, include={"pokewatch"})
+loader.preload()
 
 #: Lambda runs one invocation at a time per environment, and Powertools keeps the current
 #: request, log keys and metrics in globals; a threaded host (`pokewatch serve`) must do the same.
