@@ -471,6 +471,25 @@ def test_the_ttl_comes_from_settings(store: LocalStore, monkeypatch: pytest.Monk
     assert invoke(api, "GET", "/health")[1]["model_version"] == "v2"
 
 
+def test_the_cold_start_preload_is_waited_for_not_repeated(store: LocalStore) -> None:
+    release = threading.Event()
+    reads: list[str] = []
+
+    class SlowStore:
+        """The store, answering only once released: the first request comes during the preload."""
+
+        def get_bytes(self, key: str) -> bytes:
+            release.wait(timeout=10)
+            reads.append(key)
+            return store.get_bytes(key)
+
+    loader = ModelLoader(SlowStore, ttl_seconds=60)  # type: ignore[arg-type]
+    loader.preload()
+    threading.Timer(0.05, release.set).start()
+    assert loader.state().table.facts.model_version == "v1"
+    assert reads == [keys.CURRENT_MODEL, keys.model_artifact("v1", keys.SERVING_FILE)]
+
+
 # --- observability and packaging -----------------------------------------------------------------
 def test_metrics_count_latency_errors_and_cards_predicted(
     api: ModuleType, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
@@ -501,6 +520,8 @@ def test_logs_are_json_with_the_request_id_as_correlation_id(
 ) -> None:
     quiet_environment(monkeypatch)
     api = load_handler(store.uri)
+    api.loader.state()  # the cold start's model, loaded in the background before any request
+    use_clock(api, store, ttl=60)  # this loader loads the model in the request: logged with its id
     # Powertools sets up a service's logger once per process, on the stdout of that moment.
     output = io.StringIO()
     monkeypatch.setattr(api.logger.registered_handler, "stream", output)
@@ -540,16 +561,24 @@ def test_concurrent_invocations_each_get_their_own_answer(api: ModuleType) -> No
     assert problems == []
 
 
-def test_the_handler_imports_no_pandas_numpy_or_sklearn(store: LocalStore) -> None:
+def test_the_handler_imports_nothing_its_cold_start_does_not_need(store: LocalStore) -> None:
+    # No ML stack; no X-Ray SDK with tracing off; no OpenAPI models before the document is asked;
+    # no pydantic-settings (the settings read the environment themselves).
     code = (
         "import importlib.util, json, sys\n"
         f"spec = importlib.util.spec_from_file_location('app', {str(HANDLER_PATH)!r})\n"
         "module = importlib.util.module_from_spec(spec)\n"
         "spec.loader.exec_module(module)\n"
-        "heavy = {'pandas', 'numpy', 'sklearn', 'pyarrow', 'scipy', 'aws_xray_sdk.core'}\n"
+        "heavy = {'pandas', 'numpy', 'sklearn', 'pyarrow', 'scipy', 'aws_xray_sdk.core',\n"
+        "         'aws_lambda_powertools.event_handler.openapi.models', 'pydantic_settings'}\n"
         "print(json.dumps(sorted(heavy & set(sys.modules))))\n"
     )
-    env = {"POKEWATCH_STORE": store.uri, "POWERTOOLS_TRACE_DISABLED": "true", "PATH": ""}
+    env = {
+        "POKEWATCH_STORE": store.uri,
+        "POWERTOOLS_TRACE_DISABLED": "true",
+        "POWERTOOLS_LOG_LEVEL": "WARNING",  # no log line of the model preload in the answer
+        "PATH": "",
+    }
     done = subprocess.run(
         [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
     )

@@ -18,7 +18,6 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import (
     RequestUnsupportedContentType,
     RequestValidationError,
 )
-from aws_lambda_powertools.event_handler.openapi.models import APIKey, APIKeyIn
 from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
@@ -53,16 +52,9 @@ logger = Logger(service="pokewatch-api")
 tracer = make_tracer("pokewatch-api")
 metrics = Metrics(namespace="PokeWatch", service="pokewatch-api")
 app = APIGatewayRestResolver(enable_validation=True, json_body_deserializer=parse_json_body)
-app.configure_openapi(
-    title="PokeWatch API",
-    version="1.0.0",
-    description="Fair prices, 80% intervals and BUY / HOLD / SELL signals of Pokémon cards. "
-    "Every route but /health, /openapi.json and /swagger needs an API key (`x-api-key`).",
-    security_schemes={"apiKey": APIKey(name="x-api-key", **{"in": APIKeyIn.header})},
-)
-app.enable_swagger(path="/swagger")
 loader = ModelLoader(lambda: open_store(settings.store), settings.model_ttl_seconds)
 copy_config_to_registered_loggers(source_logger=logger, include={"pokewatch"})
+loader.preload()
 
 #: Lambda runs one invocation at a time per environment, and Powertools keeps the current
 #: request, log keys and metrics in globals; a threaded host (`pokewatch serve`) must do the same.
@@ -300,16 +292,62 @@ def _batch_item(table: ServingTable, index: int, item: Any) -> Prediction | Item
         )
 
 
+# --- documentation -------------------------------------------------------------------------------
+# Built when first asked for, not at import (`configure_openapi` / `enable_swagger` would import
+# Powertools' OpenAPI models there: a third of the cold start, paid by every request).
 @app.get("/openapi.json", include_in_schema=False)
 def openapi_spec() -> Response[str]:
     """The OpenAPI document of this API."""
-    return Response(200, "application/json", _openapi_document())
+    return Response(200, "application/json", _openapi_document("/"))
+
+
+@app.get("/swagger", include_in_schema=False)
+def swagger() -> Response[str]:
+    """The Swagger UI of this API; `?format=json` is the document it shows."""
+    # The document names the stage as its server, so that "Try it out" calls this API.
+    server = app._get_base_path() or "/"
+    if (app.current_event.query_string_parameters or {}).get("format") == "json":
+        return Response(200, "application/json", _swagger_spec(server))
+    return Response(200, "text/html", _swagger_page(server))
 
 
 @functools.cache
-def _openapi_document() -> str:
-    """Generated once per cold start, when first asked for: the routes do not change."""
-    return app.get_openapi_json_schema()
+def _openapi_document(server: str) -> str:
+    """The OpenAPI document for clients of `server`; the routes do not change once imported."""
+    from aws_lambda_powertools.event_handler.openapi.models import APIKey, APIKeyIn, Server
+
+    return app.get_openapi_json_schema(
+        title="PokeWatch API",
+        version="1.0.0",
+        description="Fair prices, 80% intervals and BUY / HOLD / SELL signals of Pokémon cards. "
+        "Every route but /health, /openapi.json and /swagger needs an API key (`x-api-key`).",
+        servers=[Server(url=server)],
+        security_schemes={"apiKey": APIKey(name="x-api-key", **{"in": APIKeyIn.header})},
+    )
+
+
+@functools.cache
+def _swagger_spec(server: str) -> str:
+    """The document as the Swagger page embeds it in a script: `</` escaped, so that no text in
+    it can close the script."""
+    return _openapi_document(server).replace("</", "<\\/")
+
+
+@functools.cache
+def _swagger_page(server: str) -> str:
+    """Swagger UI with its script and style inline (Powertools ships them): no CDN needed."""
+    import importlib.resources
+
+    from aws_lambda_powertools.event_handler.openapi import swagger_ui
+
+    assets = importlib.resources.files(swagger_ui)
+    return swagger_ui.generate_swagger_html(
+        _swagger_spec(server),
+        swagger_js=(assets / "swagger-ui-bundle.min.js").read_text(encoding="utf-8"),
+        swagger_css=(assets / "swagger-ui.min.css").read_text(encoding="utf-8"),
+        swagger_base_url="",
+        oauth2_config=None,
+    )
 
 
 def _foreign_body(event: dict) -> dict | None:

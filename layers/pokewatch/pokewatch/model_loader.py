@@ -1,6 +1,7 @@
 """Keeps the model in service loaded across warm invocations of the API function.
 
-Cold start: read `models/current.json`, then the serving file it names. Afterwards the pointer is
+Cold start: read `models/current.json`, then the serving file it names (in the background from
+`preload`, so that it overlaps with the rest of the cold start). Afterwards the pointer is
 re-read at most every `ttl_seconds`, so a newly promoted model is served without a redeploy. A
 broken or missing artifact never replaces a good table: the previous one keeps serving (health
 says "degraded" with the reason); with nothing loaded yet, the API answers 503 with the reason and
@@ -57,13 +58,16 @@ class ModelLoader:
         self._problem: str | None = "no model is in service"
         self._next_check = float("-inf")
 
+    def preload(self) -> None:
+        """Start loading the model in a background thread; the first `state()` waits for it.
+
+        Called at a cold start, so that the network waits of reading the store overlap with
+        what the process does meanwhile (the rest of its setup, the first request up to here)."""
+        threading.Thread(target=self._refresh_if_due, name="model-preload", daemon=True).start()
+
     def state(self) -> ServingState:
         """The table to serve; raises ModelUnavailable when none could be loaded yet."""
-        if self._clock() >= self._next_check:
-            with self._lock:
-                # Another thread may have refreshed while this one waited for the lock.
-                if self._clock() >= self._next_check:
-                    self._refresh()
+        self._refresh_if_due()
         state = self._state
         if state is None:
             raise ModelUnavailable(self._problem)
@@ -73,6 +77,13 @@ class ModelLoader:
     def retry_after_seconds(self) -> int:
         """When asking again may find a model (for a `Retry-After` header)."""
         return max(1, round(self._retry))
+
+    def _refresh_if_due(self) -> None:
+        if self._clock() >= self._next_check:
+            with self._lock:
+                # Another thread may have refreshed while this one waited for the lock.
+                if self._clock() >= self._next_check:
+                    self._refresh()
 
     def _refresh(self) -> None:
         current = self._state.table if self._state else None

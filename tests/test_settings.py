@@ -1,0 +1,51 @@
+"""The settings object: read from `POKEWATCH_*` variables, overridden by arguments."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from pydantic import ValidationError
+
+from pokewatch.settings import Settings
+
+
+@pytest.fixture(autouse=True)
+def no_pokewatch_environment(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    """Only the variables a test sets."""
+    for name in [n for n in os.environ if n.lower().startswith("pokewatch_")]:
+        monkeypatch.delenv(name)
+    return monkeypatch
+
+
+def test_defaults_work_on_a_laptop() -> None:
+    settings = Settings()
+    assert (settings.store, settings.source, settings.sets) == (".pokewatch/store", "sample", [])
+
+
+def test_variables_are_read_by_prefix_in_any_case_and_converted(
+    no_pokewatch_environment: pytest.MonkeyPatch,
+) -> None:
+    env = no_pokewatch_environment
+    env.setenv("POKEWATCH_STORE", "s3://bucket/prefix")
+    env.setenv("pokewatch_model_ttl_seconds", "5")
+    env.setenv("PokeWatch_Sets", "sv1, sv2,,")
+    env.setenv("POKEWATCH_NOT_A_SETTING", "ignored")
+    env.setenv("STORE", "not ours")
+    settings = Settings()
+    assert settings.store == "s3://bucket/prefix"
+    assert settings.model_ttl_seconds == 5.0
+    assert settings.sets == ["sv1", "sv2"]
+
+
+def test_arguments_override_the_environment(no_pokewatch_environment: pytest.MonkeyPatch) -> None:
+    no_pokewatch_environment.setenv("POKEWATCH_SAMPLE_CARDS", "12")
+    no_pokewatch_environment.setenv("POKEWATCH_STORE", "from-env")
+    settings = Settings(store="from-argument")
+    assert (settings.store, settings.sample_cards) == ("from-argument", 12)
+
+
+def test_an_invalid_variable_names_its_field(no_pokewatch_environment: pytest.MonkeyPatch) -> None:
+    no_pokewatch_environment.setenv("POKEWATCH_HORIZON_DAYS", "0")
+    with pytest.raises(ValidationError, match="horizon_days"):
+        Settings()
