@@ -228,8 +228,9 @@ def test_predict_answers_at_the_latest_price_by_default(api: ModuleType) -> None
     assert answer["expected_price"] == pytest.approx(
         answer["fair_price"] * EXPECTED_OVER_FAIR, abs=0.01
     )
+    # The answer's prices are rounded to cents; the deviation is of the unrounded ones.
     deviation = (answer["market_price"] - answer["expected_price"]) / answer["expected_price"]
-    assert answer["deviation_pct"] == pytest.approx(deviation, abs=1e-4)
+    assert answer["deviation_pct"] == pytest.approx(deviation, abs=5e-3)
 
 
 def test_predict_at_a_date_uses_the_latest_row_on_or_before_it(api: ModuleType) -> None:
@@ -432,8 +433,10 @@ def test_a_broken_new_model_leaves_the_previous_one_serving(
 ) -> None:
     clock = use_clock(api, store, ttl=60)
     assert invoke(api, "GET", "/health")[0] == 200
-    store.put_bytes(keys.model_artifact("v2", keys.SERVING_FILE), b"PKWSERVING1\ngarbage")
+    put_model(store, "v2")
     registry.promote(store, "v2")
+    # Damaged after promotion (the registry refuses to promote a file the API cannot read).
+    store.put_bytes(keys.model_artifact("v2", keys.SERVING_FILE), b"PKWSERVING2\ngarbage")
     clock.now = 61
     status, health = invoke(api, "GET", "/health")
     assert (status, health["status"], health["model_version"]) == (200, "degraded", "v1")

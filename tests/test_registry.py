@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import pytest
+from api_fixtures import serving_bytes
 
 from pokewatch import keys, registry
 from pokewatch.store import LocalStore, S3Store
 
 
 def _model(store: LocalStore | S3Store, version: str) -> None:
-    store.put_bytes(keys.model_artifact(version, keys.SERVING_FILE), b"serving")
+    store.put_bytes(keys.model_artifact(version, keys.SERVING_FILE), serving_bytes(version))
     store.put_bytes(keys.model_artifact(version, "metrics.json"), b'{"backtest": {}}')
 
 
@@ -35,6 +36,21 @@ def test_cannot_promote_a_version_without_serving_file(any_store: LocalStore | S
     with pytest.raises(registry.RegistryError, match="no serving file"):
         registry.promote(any_store, "ghost")
     assert registry.current(any_store) is None
+
+
+@pytest.mark.parametrize(
+    ("serving", "reason"),
+    [(b"PKWSERVING9\n....", "format b'9'"), (b"<html>", "bad magic")],
+)
+def test_cannot_put_in_service_a_serving_file_the_api_cannot_read(
+    any_store: LocalStore | S3Store, serving: bytes, reason: str
+) -> None:
+    _model(any_store, "v1")
+    registry.promote(any_store, "v1")
+    any_store.put_bytes(keys.model_artifact("v2", keys.SERVING_FILE), serving)
+    with pytest.raises(registry.RegistryError, match=reason):
+        registry.promote(any_store, "v2")
+    assert registry.current(any_store).version == "v1"
 
 
 def test_list_marks_the_model_in_service(any_store: LocalStore | S3Store) -> None:

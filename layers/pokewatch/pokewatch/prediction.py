@@ -129,21 +129,32 @@ def decode_cursor(cursor: str) -> str:
 
 
 def _summary(card: CardInfo, latest: PricePoint) -> CardSummary:
-    return CardSummary(**card.model_dump(), last_price=latest.market_price, last_date=latest.date)
+    return CardSummary(
+        **card.model_dump(), last_price=_cents(latest.market_price), last_date=latest.date
+    )
+
+
+def _cents(price: float) -> float:
+    """A stored price as answered: in cents."""
+    return round(price, 2)
 
 
 def _forecast_fields(point: PricePoint) -> dict:
     """What the model predicted at a served row."""
     return {
-        "fair_price": point.fair_price,
-        "fair_price_low": point.fair_price_low,
-        "fair_price_high": point.fair_price_high,
-        "expected_price": point.expected_price,
+        "fair_price": _cents(point.fair_price),
+        "fair_price_low": _cents(point.fair_price_low),
+        "fair_price_high": _cents(point.fair_price_high),
+        "expected_price": _cents(point.expected_price),
     }
 
 
 def _point_fields(point: PricePoint) -> dict:
-    return {"date": point.date, "market_price": point.market_price, **_forecast_fields(point)}
+    return {
+        "date": point.date,
+        "market_price": _cents(point.market_price),
+        **_forecast_fields(point),
+    }
 
 
 def _prediction(
@@ -154,12 +165,14 @@ def _prediction(
     buy_threshold: float,
     sell_threshold: float,
 ) -> Prediction:
+    # The signal compares unrounded prices, as the backtest and the report do (a cent matters on
+    # a card under a dollar, and an expected price under half a cent would round to zero).
     price = market_price if market_price is not None else point.market_price
     deviation = deviation_pct(price, point.expected_price)
     return Prediction(
         card_id=card_id,
         date=point.date,
-        market_price=price,
+        market_price=market_price if market_price is not None else _cents(price),
         **_forecast_fields(point),
         deviation_pct=round(deviation, 4),
         signal=signal_of(deviation, buy_threshold, sell_threshold),

@@ -9,6 +9,7 @@ import json
 from pydantic import BaseModel, TypeAdapter
 
 from pokewatch import keys
+from pokewatch.serving import ServingFormatError, ServingTable
 from pokewatch.steps import Promotion
 from pokewatch.store import ArtifactNotFound, ArtifactStore
 
@@ -95,8 +96,15 @@ def rollback(store: ArtifactStore) -> Promotion:
 def _put_in_service(
     store: ArtifactStore, version: str, previous_version: str | None, *, data_as_of: dt.date | None
 ) -> Promotion:
-    if not store.exists(keys.model_artifact(version, keys.SERVING_FILE)):
-        raise RegistryError(f"model {version!r} has no serving file; it cannot be put in service")
+    try:
+        ServingTable.from_bytes(store.get_bytes(keys.model_artifact(version, keys.SERVING_FILE)))
+    except ArtifactNotFound:
+        raise RegistryError(
+            f"model {version!r} has no serving file; it cannot be put in service"
+        ) from None
+    except ServingFormatError as exc:
+        # The API could not load it: every new cold start would answer 503.
+        raise RegistryError(f"model {version!r} cannot be put in service: {exc}") from exc
     record = Promotion(
         version=version,
         promoted_at=dt.datetime.now(dt.UTC),

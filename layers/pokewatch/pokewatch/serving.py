@@ -25,6 +25,10 @@ from pydantic import BaseModel, TypeAdapter
 MAGIC = b"PKWSERVING2\n"
 #: The column arrays of a serving file, in file order.
 COLUMNS = ("day", "price", "fair", "low", "high", "expected")
+#: The columns of every format this code reads, by magic line. Format 1 had no expected price
+#: (the signal was on the fair price, which stands in for it): the model in service keeps
+#: answering between a deploy of this code and the next pipeline run.
+_FORMATS = {MAGIC: COLUMNS, b"PKWSERVING1\n": COLUMNS[:-1]}
 _TYPECODES = {"day": "i", "price": "f", "fair": "f", "low": "f", "high": "f", "expected": "f"}
 #: Columns the signal or the API divides by.
 _POSITIVE_COLUMNS = ("price", "fair", "expected")
@@ -61,7 +65,8 @@ _CARDS = TypeAdapter(list[CardInfo])
 
 @dataclass(frozen=True, slots=True)
 class PricePoint:
-    """One served row: the market price of a card on a day and what the model predicted then."""
+    """One served row: the market price of a card on a day and what the model predicted then
+    (as stored, in float32: answers round them to cents, the signal does not)."""
 
     date: dt.date
     market_price: float
@@ -102,7 +107,14 @@ class ServingTable:
     @classmethod
     def from_bytes(cls, data: bytes) -> ServingTable:
         """Parse a serving file; raises ServingFormatError on anything malformed."""
-        if not data.startswith(MAGIC) or len(data) < len(MAGIC) + 4:
+        magic = data[: len(MAGIC)]
+        names = _FORMATS.get(magic)
+        if names is None or len(data) < len(MAGIC) + 4:
+            if magic.startswith(b"PKWSERVING"):
+                raise ServingFormatError(
+                    f"serving file format {magic[10:].strip()!r} is not one this code reads "
+                    "(run the pipeline to train a model in the current format)"
+                )
             raise ServingFormatError("not a PokeWatch serving file (bad magic)")
         (header_len,) = struct.unpack_from("<I", data, len(MAGIC))
         start = len(MAGIC) + 4
@@ -123,7 +135,7 @@ class ServingTable:
             raise ServingFormatError("serving file has a card without rows")
         columns: dict[str, array] = {}
         position = start + header_len
-        for name in COLUMNS:
+        for name in names:
             column = array(_TYPECODES[name])
             size = column.itemsize * n_rows
             if position + size > len(data):
@@ -131,6 +143,7 @@ class ServingTable:
             column.frombytes(data[position : position + size])
             columns[name] = column
             position += size
+        columns.setdefault("expected", columns["fair"])
         return cls(facts, cards, offsets, columns)
 
     def card(self, card_id: str) -> CardInfo | None:
@@ -163,11 +176,11 @@ class ServingTable:
         c = self._columns
         return PricePoint(
             date=dt.date.fromordinal(c["day"][r]),
-            market_price=round(c["price"][r], 2),
-            fair_price=round(c["fair"][r], 2),
-            fair_price_low=round(c["low"][r], 2),
-            fair_price_high=round(c["high"][r], 2),
-            expected_price=round(c["expected"][r], 2),
+            market_price=c["price"][r],
+            fair_price=c["fair"][r],
+            fair_price_low=c["low"][r],
+            fair_price_high=c["high"][r],
+            expected_price=c["expected"][r],
         )
 
 

@@ -1,0 +1,64 @@
+"""The serving file: what the writer refuses, what the reader accepts (including format 1)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from api_fixtures import card_id_of, serving_bytes
+
+from pokewatch.serving import COLUMNS, MAGIC, ServingFormatError, ServingTable, serving_file_bytes
+
+
+def _as_format_1(data: bytes) -> bytes:
+    """A format-2 file rewritten as format 1 wrote it: another magic, no expected column."""
+    table = ServingTable.from_bytes(data)
+    rows = len(table._columns["day"])
+    return b"PKWSERVING1\n" + data[len(MAGIC) : len(data) - 4 * rows]
+
+
+def test_round_trip_keeps_every_column() -> None:
+    table = ServingTable.from_bytes(serving_bytes(n_cards=3, n_days=5))
+    point = table.latest(card_id_of(0))
+    assert point.fair_price_low < point.fair_price < point.fair_price_high
+    assert point.expected_price == pytest.approx(point.fair_price * 1.04, rel=1e-6)
+
+
+def test_format_1_is_read_with_the_fair_price_standing_in_for_the_expected_price() -> None:
+    data = serving_bytes(n_cards=3, n_days=5)
+    old = ServingTable.from_bytes(_as_format_1(data))
+    for card in old.cards:
+        assert [p.expected_price for p in old.history(card.card_id)] == [
+            p.fair_price for p in old.history(card.card_id)
+        ]
+        assert [p.market_price for p in old.history(card.card_id)] == [
+            p.market_price for p in ServingTable.from_bytes(data).history(card.card_id)
+        ]
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (b"PKWSERVING7\n\x00\x00\x00\x00", "format b'7' is not one this code reads"),
+        (b"PK\x03\x04 a zip", "bad magic"),
+    ],
+)
+def test_unknown_formats_are_named(data: bytes, message: str) -> None:
+    with pytest.raises(ServingFormatError, match=message):
+        ServingTable.from_bytes(data)
+
+
+def test_a_truncated_file_names_the_column() -> None:
+    data = serving_bytes(n_cards=3, n_days=5)
+    with pytest.raises(ServingFormatError, match="truncated in column 'expected'"):
+        ServingTable.from_bytes(data[:-4])
+
+
+@pytest.mark.parametrize("column", ["price", "fair", "expected"])
+@pytest.mark.parametrize("bad", [0.0, -1.0, math.nan])
+def test_the_writer_refuses_prices_the_api_would_divide_by(column: str, bad: float) -> None:
+    table = ServingTable.from_bytes(serving_bytes(n_cards=2, n_days=3))
+    columns = {name: list(table._columns[name]) for name in COLUMNS}
+    columns[column][1] = bad
+    with pytest.raises(ValueError, match=column):
+        serving_file_bytes(table.facts, table.cards, [3, 3], columns)
