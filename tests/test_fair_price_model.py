@@ -124,3 +124,11 @@ def test_known_by_fits_only_on_targets_observed_by_then(features: pd.DataFrame) 
     assert len(rows) == (features["target_date"] <= cutoff).sum()
     assert rows["target"].notna().all() and rows.index.is_monotonic_increasing
     assert FairPriceModel().fit(features, known_by=cutoff).validation_["n_calibration"] > 0
+
+
+def test_loading_refuses_an_older_format(model: FairPriceModel) -> None:
+    data = model.to_bytes()
+    state = sio.loads(data, trusted=sio.get_untrusted_types(data=data))
+    state["format_version"] = 1
+    with pytest.raises(ValueError, match="unsupported model format 1"):
+        FairPriceModel.from_bytes(sio.dumps(state))

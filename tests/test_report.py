@@ -55,7 +55,7 @@ def test_report_has_charts_tables_and_escaped_names() -> None:
             "signal": ["BUY", "SELL", "HOLD"],
         }
     )
-    html = render_report("v1", dt.date(2026, 3, 1), metrics, pairs, opportunities, 0.8)
+    html = render_report("v1", dt.date(2026, 3, 1), metrics, pairs, opportunities, settings)
     assert html.count("<svg") == 3
     for svg in html.split("<svg")[1:]:
         ElementTree.fromstring("<svg" + svg.split("</svg>")[0] + "</svg>")  # well-formed
@@ -65,3 +65,13 @@ def test_report_has_charts_tables_and_escaped_names() -> None:
     sell = html.split("Biggest SELL")[1]
     assert "Mew" in buy and "Pikachu" not in buy and "Eevee" not in buy
     assert "Pikachu" in sell
+
+
+def test_report_states_the_configured_thresholds() -> None:
+    settings = Settings(buy_threshold=-0.2, sell_threshold=0.25)
+    pairs = _pairs(settings)
+    empty = pd.DataFrame(columns=["signal", "deviation_pct"])
+    html = render_report(
+        "v1", dt.date(2026, 3, 1), metrics_of_pairs(pairs, settings), pairs, empty, settings
+    )
+    assert "least 20% below the expected price, SELL when 25% above" in html

@@ -248,8 +248,9 @@ def card_detail(card_id: Annotated[CardId, Path()]) -> CardDetail:
     responses=_responses("the prediction", 404, 413, 415, 422, 503),
 )
 def predict(request: PredictRequest) -> Prediction:
-    """The fair price of one card, its 80% interval and the BUY / HOLD / SELL signal, at its
-    latest price or at the latest on or before `date`, for its market price or yours."""
+    """The fair price of one card (a median forecast), its 80% interval, its expected price (the
+    mean forecast) and the BUY / HOLD / SELL signal of the market price or yours against the
+    expected price, at its latest price or at the latest on or before `date`."""
     answer = prediction.predict(_table(), request, settings.buy_threshold, settings.sell_threshold)
     metrics.add_metric(name="CardsPredicted", unit=MetricUnit.Count, value=1)
     return answer
@@ -319,7 +320,8 @@ def _openapi_document(server: str) -> str:
     return app.get_openapi_json_schema(
         title="PokeWatch API",
         version="1.0.0",
-        description="Fair prices, 80% intervals and BUY / HOLD / SELL signals of Pokémon cards. "
+        description="Fair prices (median forecasts) with 80% intervals, expected prices (mean "
+        "forecasts) and BUY / HOLD / SELL signals on the expected price, of Pokémon cards. "
         "Every route but /health, /openapi.json and /swagger needs an API key (`x-api-key`).",
         servers=[Server(url=server)],
         security_schemes={"apiKey": APIKey(name="x-api-key", **{"in": APIKeyIn.header})},

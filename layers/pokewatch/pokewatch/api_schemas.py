@@ -114,7 +114,8 @@ class Prediction(BaseModel):
     date: dt.date = Field(description="the date of the observation used")
     market_price: float = Field(description="the price the signal is about")
     fair_price: float = Field(
-        description="the most likely market price `horizon_days` later (a median forecast)"
+        description="the median forecast of the market price `horizon_days` later (as likely "
+        "above as below)"
     )
     fair_price_low: float = Field(description="lower end of the fair price's interval")
     fair_price_high: float = Field(description="upper end of the fair price's interval")
@@ -162,14 +163,14 @@ class CardPage(BaseModel):
 
 
 class HistoryPoint(BaseModel):
-    """A past market price of a card and the prices the model gave that day."""
+    """A past market price of a card and the prices the model gave that day (see `Prediction`)."""
 
     date: dt.date
     market_price: float
-    fair_price: float
-    fair_price_low: float
-    fair_price_high: float
-    expected_price: float
+    fair_price: float = Field(description="median forecast made that day")
+    fair_price_low: float = Field(description="lower end of its interval")
+    fair_price_high: float = Field(description="upper end of its interval")
+    expected_price: float = Field(description="mean forecast made that day")
 
 
 class CardDetail(CardSummary):

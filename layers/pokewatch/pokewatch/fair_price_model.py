@@ -21,12 +21,12 @@ walk-forward), so nothing is tuned to the data it is later judged on:
 
 Next to that median the model fits the *expected* price: the mean forward return, under a
 squared loss (returns above `EXPECTED_RETURN_CAP` count as the cap). The median answers "what
-will it most likely cost" and is what MAPE and the interval judge; it is today's price for nearly
-every card, because most cards do not move in four weeks. The mean also weighs the minority that
-move a lot (a crashed card that recovers, a spike that fades, a new set that sags), which is what
-a BUY or SELL is about, so the signal is computed on it (`pokewatch.signals`). Its trees are the
-"medium" candidate, fixed: chosen on the real history's window before its first backtest origin,
-where "shallow" fired on too few pairs to be of use.
+will it cost, as likely more as less", and is what MAPE and the interval judge; it is today's
+price for nearly every card, because most cards do not move in four weeks. The mean also weighs
+the minority that move a lot (a crashed card that recovers, a spike that fades, a new set that
+sags), which is what a BUY or SELL is about, so the signal is computed on it
+(`pokewatch.signals`). Its trees are the "medium" candidate, fixed in code (docs/model.md says
+how it and the cap were chosen).
 """
 
 from __future__ import annotations
@@ -85,10 +85,10 @@ CANDIDATES: tuple[Candidate, ...] = (
     Candidate("shallow", {"max_leaf_nodes": 7, "max_iter": 100, "min_samples_leaf": 200}),
     Candidate("medium", {"max_leaf_nodes": 15, "max_iter": 150, "min_samples_leaf": 100}),
 )
+#: The trees of the expected price (a mean, so a squared loss; see the module docstring).
+EXPECTED_CANDIDATE = next(c for c in CANDIDATES if c.name == "medium")
 #: Multipliers of the predicted log change tried on the validation window (0 = naive; above 1
 #: undoes the trees' own shrinkage toward the median of no change).
-#: The trees of the expected price (a mean, so a squared loss).
-EXPECTED_CANDIDATE = CANDIDATES[1]
 SHRINKS: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5)
 
 
@@ -251,23 +251,18 @@ class FairPriceModel:
         vol = np.where(np.isfinite(vol), vol, np.nanmedian(vol) if np.isfinite(vol).any() else 0)
         return np.sqrt(vol**2 * self.horizon_days + self.SCALE_FLOOR**2)
 
-    def predict_log_change(self, features: pd.DataFrame) -> np.ndarray:
-        """The (shrunk) predicted log(price in `horizon_days` / price now) of every row."""
-        if self.estimator_ is None:
-            raise RuntimeError("FairPriceModel is not fitted")
-        with threadpool_limits(limits=1, user_api="openmp"):
-            return self.shrink_ * self.estimator_.predict(self._matrix(features))
-
     def predict(self, features: pd.DataFrame) -> pd.DataFrame:
         """`fair_price`, `fair_price_low`, `fair_price_high` and `expected_price` of every row
         (index aligned)."""
-        change = self.predict_log_change(features)
+        if self.estimator_ is None or self.expected_estimator_ is None:
+            raise RuntimeError("FairPriceModel is not fitted")
+        x = self._matrix(features)
+        with threadpool_limits(limits=1, user_api="openmp"):
+            change = self.shrink_ * self.estimator_.predict(x)
+            expected_return = self.expected_estimator_.predict(x)
         scale = self._scale(features)
         price = features["market_price"].to_numpy(dtype=np.float64)
         low_q, high_q = self.residual_quantiles_
-        assert self.expected_estimator_ is not None  # fitted with estimator_
-        with threadpool_limits(limits=1, user_api="openmp"):
-            expected_return = self.expected_estimator_.predict(self._matrix(features))
         return pd.DataFrame(
             {
                 "fair_price": price * np.exp(change),

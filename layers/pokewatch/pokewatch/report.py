@@ -11,6 +11,7 @@ import pandas as pd
 
 from pokewatch.backtest import BacktestMetrics
 from pokewatch.charts import bar_chart, line_chart
+from pokewatch.settings import Settings
 from pokewatch.signals import Signal
 
 TOP_OPPORTUNITIES = 15
@@ -36,7 +37,7 @@ def render_report(
     metrics: BacktestMetrics,
     pairs: pd.DataFrame,
     opportunities: pd.DataFrame,
-    interval_level: float,
+    settings: Settings,
 ) -> str:
     """The report page. `pairs` is the backtest's per-pair frame (`walk_forward_pairs`);
     `opportunities` has one row per card at its latest date with card_id, name, set_name,
@@ -46,13 +47,13 @@ def render_report(
         _summary(version, data_as_of, metrics),
         '<div class="grid">',
         _error_chart(metrics),
-        _calibration_chart(pairs, interval_level),
+        _calibration_chart(pairs, settings.interval_level),
         _signal_returns_chart(pairs, metrics.horizon_days),
         _pair_counts(metrics),
         "</div>",
         _opportunities(opportunities, Signal.BUY),
         _opportunities(opportunities, Signal.SELL),
-        _method(metrics),
+        _method(metrics, settings),
     ]
     return (
         "<!doctype html><html lang='en'><head><meta charset='utf-8'>"
@@ -65,8 +66,8 @@ def _summary(version: str, data_as_of: dt.date, m: BacktestMetrics) -> str:
     gain = 1 - m.mape_model / m.mape_naive if m.mape_naive else 0.0
     return (
         f"<h1>PokeWatch fair-price model</h1><p class='sub'>version {escape(version)} · "
-        f"data as of {data_as_of} · fair price = expected market price {m.horizon_days} days "
-        f"ahead</p><div class='kpi'>"
+        f"data as of {data_as_of} · fair price = median forecast of the market price "
+        f"{m.horizon_days} days ahead</p><div class='kpi'>"
         f"<div>model error<b>{m.mape_model:.2%}</b></div>"
         f"<div>repeat-last-price error<b>{m.mape_naive:.2%}</b></div>"
         f"<div>improvement over it<b>{gain:+.1%}</b></div>"
@@ -173,12 +174,14 @@ def _opportunities(frame: pd.DataFrame, signal: Signal) -> str:
     )
 
 
-def _method(m: BacktestMetrics) -> str:
+def _method(m: BacktestMetrics, settings: Settings) -> str:
     return (
-        "<h2>How to read this</h2><p class='note'>The fair price is the model's most likely "
-        f"market price {m.horizon_days} days later, with its interval; the expected price is the "
-        "average over the card's chances of a large move up or down. BUY when the price is at "
-        "least 10% below the expected price, SELL when 15% above. Errors are measured "
+        "<h2>How to read this</h2><p class='note'>The fair price is the model's median "
+        f"forecast of the market price {m.horizon_days} days later (as likely above as below), "
+        "with its interval; the expected price is its mean, which counts the card's chances of a "
+        "large move up or down. BUY when the price is at "
+        f"least {-settings.buy_threshold:.0%} below the expected price, SELL when "
+        f"{settings.sell_threshold:.0%} above. Errors are measured "
         "walk-forward on the card's real later price, against two simple alternatives: "
         "repeating the last price, and the original system's mean of the last three prices.</p>"
     )

@@ -62,7 +62,7 @@ class Settings(BaseModel):
     #: How often the model is refitted between origins (each origin uses the latest refit).
     backtest_refit_days: int = Field(default=28, ge=1)
     #: Rows the model trains on at most (daily histories of many cards are subsampled: their
-    #: neighbouring days are near duplicates). Each backtest refit fits three times on up to
+    #: neighbouring days are near duplicates). Each backtest refit fits four times on up to
     #: this many rows, which bounds the train step's time on 10,000 cards × 730 days.
     model_max_train_rows: int = Field(default=100_000, ge=1_000)
 

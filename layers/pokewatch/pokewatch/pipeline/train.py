@@ -83,7 +83,7 @@ def train_model(dataset: Dataset, settings: Settings, store: ArtifactStore) -> T
         backtest,
         pairs,
         latest_opportunities(history, predicted, settings),
-        settings.interval_level,
+        settings,
     )
     store.put_bytes(keys.model_artifact(version, "report.html"), report.encode(), "text/html")
     store.put_bytes(keys.model_artifact(version, "model.skops"), model.to_bytes())
