@@ -49,3 +49,10 @@ def test_open_store_by_uri(tmp_path) -> None:
     assert isinstance(open_store(str(tmp_path)), LocalStore)
     with pytest.raises(ValueError, match="no bucket"):
         open_store("s3://")
+
+
+def test_s3_store_fails_over_quickly_on_a_silent_connection(s3_store: S3Store) -> None:
+    # The API reads its model in a thread a frozen Lambda environment can suspend mid-read.
+    config = s3_store._s3.meta.config
+    assert config.read_timeout == config.connect_timeout == S3Store.TIMEOUT_SECONDS <= 5
+    assert config.retries["total_max_attempts"] == S3Store.MAX_ATTEMPTS == 3

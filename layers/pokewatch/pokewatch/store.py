@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
-from typing import Protocol
+from typing import ClassVar, Protocol
 from urllib.parse import urlparse
 
 
@@ -81,13 +81,25 @@ class LocalStore:
 class S3Store:
     """An S3 bucket and optional prefix (boto3 honours `AWS_ENDPOINT_URL`)."""
 
+    #: Seconds to connect and of silence within a read before a retry (botocore waits 60): the
+    #: API (10 s timeout) reads its model in a thread that a frozen Lambda environment can
+    #: suspend mid-read, and must fail over to a new connection well within one request.
+    TIMEOUT_SECONDS: ClassVar[float] = 3.0
+    MAX_ATTEMPTS: ClassVar[int] = 3
+
     def __init__(self, bucket: str, prefix: str = "", client: object | None = None) -> None:
         import boto3  # imported here so that local use never pays for it
+        from botocore.config import Config
 
         self.bucket = bucket
         self.prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
         self.uri = f"s3://{bucket}/{self.prefix}".rstrip("/")
-        self._s3 = client or boto3.client("s3")
+        config = Config(
+            connect_timeout=self.TIMEOUT_SECONDS,
+            read_timeout=self.TIMEOUT_SECONDS,
+            retries={"mode": "standard", "total_max_attempts": self.MAX_ATTEMPTS},
+        )
+        self._s3 = client or boto3.client("s3", config=config)
         self._missing = self._s3.exceptions.NoSuchKey
 
     def get_bytes(self, key: str) -> bytes:
