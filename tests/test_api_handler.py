@@ -476,21 +476,24 @@ def test_the_ttl_comes_from_settings(store: LocalStore, monkeypatch: pytest.Monk
 
 def test_the_cold_start_preload_is_waited_for_not_repeated(store: LocalStore) -> None:
     release = threading.Event()
-    reads: list[str] = []
+    reads: list[tuple[str, str]] = []
 
     class SlowStore:
         """The store, answering only once released: the first request comes during the preload."""
 
         def get_bytes(self, key: str) -> bytes:
             release.wait(timeout=10)
-            reads.append(key)
+            reads.append((threading.current_thread().name, key))
             return store.get_bytes(key)
 
     loader = ModelLoader(SlowStore, ttl_seconds=60)  # type: ignore[arg-type]
     loader.preload()
     threading.Timer(0.05, release.set).start()
     assert loader.state().table.facts.model_version == "v1"
-    assert reads == [keys.CURRENT_MODEL, keys.model_artifact("v1", keys.SERVING_FILE)]
+    assert reads == [
+        ("model-preload", keys.CURRENT_MODEL),
+        ("model-preload", keys.model_artifact("v1", keys.SERVING_FILE)),
+    ]
 
 
 # --- observability and packaging -----------------------------------------------------------------
