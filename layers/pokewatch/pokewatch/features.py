@@ -62,7 +62,8 @@ def _clean_rows(history: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     repeat a day (re-collected snapshot): the last row wins, as in the store."""
     price = history["market_price"].to_numpy(dtype=np.float64)
     priced = np.flatnonzero((price > 0) & np.isfinite(price))
-    # sort=True numbers the cards in string order, so code order is card_id order.
+    # sort=True numbers the cards in string order, so code order is card_id order (a categorical
+    # sorts by its categories: `load_raw_history` keeps them sorted).
     codes = pd.factorize(history["card_id"].take(priced), sort=True)[0]
     kept = last_per_card_day(codes, epoch_days(history["date"].take(priced)))
     return priced[kept], codes[kept]
