@@ -34,8 +34,12 @@ def to_parquet_bytes(frame: pd.DataFrame) -> bytes:
 
 
 def from_parquet_bytes(data: bytes) -> pd.DataFrame:
-    """A table from parquet bytes."""
-    return pd.read_parquet(io.BytesIO(data))
+    """A table from parquet bytes (of `to_parquet_bytes`), read one column at a time: converting
+    a whole large table holds arrow's copy of it next to the pandas one, twice its memory."""
+    columns = pq.read_schema(io.BytesIO(data)).names
+    return pd.DataFrame(
+        {c: pd.read_parquet(io.BytesIO(data), columns=[c])[c] for c in columns}, copy=False
+    )
 
 
 def raw_partitions(store: ArtifactStore, source: str, as_of: dt.date) -> list[str]:
