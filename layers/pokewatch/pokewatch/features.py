@@ -198,7 +198,8 @@ def build_features(history: pd.DataFrame, horizon_days: int) -> pd.DataFrame:
     target_row, known = pos.first_in(horizon_days, horizon_days + TARGET_WINDOW_DAYS)
     target = np.where(known, log_price[target_row] - log_price, np.nan)
     target_date = np.where(known, dates.to_numpy()[target_row], np.datetime64("NaT", "ns"))
-    del pos, target_row, known, lag, valid
+    # The working arrays go as soon as they are used: on a large history each is ~8 bytes a row.
+    del pos, codes, new_card, target_row, known, lag, valid
     for k in RETURN_OBS:
         ret = put(
             f"ret_{k}obs",
@@ -208,6 +209,7 @@ def build_features(history: pd.DataFrame, horizon_days: int) -> pd.DataFrame:
         )
         if k == 1:
             step_return = ret
+    del ret
 
     # The original rule's fair value: the mean of the last 3 observations.
     mean3 = _rolling(market_price, first_row, 3, "mean")
@@ -219,7 +221,7 @@ def build_features(history: pd.DataFrame, horizon_days: int) -> pd.DataFrame:
         for stat in ("max", "min", "mean"):
             put(f"dist_{stat}_{w}d", log_price - rolling(log_price, w, stat))
 
-    volume = history["volume"].astype("Float64").to_numpy(dtype=np.float64, na_value=np.nan)[rows]
+    volume = history["volume"].take(rows).to_numpy(dtype=np.float64, na_value=np.nan)
     zero_volume = np.where(np.isnan(volume), np.nan, (volume == 0).astype(np.float64))
     put("zero_volume_share_91d", rolling(zero_volume, 91, "mean"))
     del zero_volume
