@@ -88,6 +88,9 @@ class FairPriceModel:
     SCALE_FLOOR: ClassVar[float] = 0.01
     #: Fewest rows on each side of the validation split.
     MIN_ROWS: ClassVar[int] = 50
+    #: Rows predicted per call of the trees: the estimator copies its input a few times while
+    #: encoding the categories, which on a large serving window is gigabytes at once.
+    PREDICT_BLOCK_ROWS: ClassVar[int] = 100_000
 
     def __init__(
         self,
@@ -233,8 +236,15 @@ class FairPriceModel:
         """The (shrunk) predicted log(price in `horizon_days` / price now) of every row."""
         if self.estimator_ is None:
             raise RuntimeError("FairPriceModel is not fitted")
+        estimator = self.estimator_
+        # One block at least, so that an empty table fails as the estimator says it does.
+        starts = range(0, max(len(features), 1), self.PREDICT_BLOCK_ROWS)
         with threadpool_limits(limits=1, user_api="openmp"):
-            return self.shrink_ * self.estimator_.predict(self._matrix(features))
+            raw = [
+                estimator.predict(self._matrix(features.iloc[i : i + self.PREDICT_BLOCK_ROWS]))
+                for i in starts
+            ]
+        return self.shrink_ * np.concatenate(raw)
 
     def predict(self, features: pd.DataFrame) -> pd.DataFrame:
         """`fair_price`, `fair_price_low`, `fair_price_high` of every row (index aligned)."""
