@@ -89,6 +89,15 @@ def test_round_trip_through_bytes_gives_identical_predictions(
     assert restored.horizon_days == 28 and restored.candidate_ == model.candidate_
 
 
+def test_prediction_in_blocks_of_rows_equals_one_block(
+    model: FairPriceModel, features: pd.DataFrame, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    whole = model.predict(features)
+    monkeypatch.setattr(FairPriceModel, "PREDICT_BLOCK_ROWS", 1000)
+    assert len(features) > 3 * FairPriceModel.PREDICT_BLOCK_ROWS
+    pd.testing.assert_frame_equal(model.predict(features), whole)
+
+
 def test_loading_rejects_untrusted_types(model: FairPriceModel) -> None:
     state = sio.loads(model.to_bytes(), trusted=sio.get_untrusted_types(data=model.to_bytes()))
     state["payload"] = pd.Timedelta  # any type outside the trusted list

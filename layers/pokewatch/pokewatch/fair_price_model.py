@@ -104,6 +104,9 @@ class FairPriceModel:
     SCALE_FLOOR: ClassVar[float] = 0.01
     #: Fewest rows on each side of the validation split.
     MIN_ROWS: ClassVar[int] = 50
+    #: Rows predicted per call of the trees: the estimator copies its input a few times while
+    #: encoding the categories, which on a large serving window is gigabytes at once.
+    PREDICT_BLOCK_ROWS: ClassVar[int] = 100_000
 
     def __init__(
         self,
@@ -251,15 +254,25 @@ class FairPriceModel:
         vol = np.where(np.isfinite(vol), vol, np.nanmedian(vol) if np.isfinite(vol).any() else 0)
         return np.sqrt(vol**2 * self.horizon_days + self.SCALE_FLOOR**2)
 
+    def _predicted(self, features: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        """The (shrunk) predicted log change and the expected forward return of every row, in
+        blocks of `PREDICT_BLOCK_ROWS` (encoding the categories copies the rows it encodes)."""
+        if self.estimator_ is None or self.expected_estimator_ is None:
+            raise RuntimeError("FairPriceModel is not fitted")
+        changes, returns = [], []
+        # One block at least, so that an empty table fails as the estimator says it does.
+        starts = range(0, max(len(features), 1), self.PREDICT_BLOCK_ROWS)
+        with threadpool_limits(limits=1, user_api="openmp"):
+            for i in starts:
+                x = self._matrix(features.iloc[i : i + self.PREDICT_BLOCK_ROWS])
+                changes.append(self.estimator_.predict(x))
+                returns.append(self.expected_estimator_.predict(x))
+        return self.shrink_ * np.concatenate(changes), np.concatenate(returns)
+
     def predict(self, features: pd.DataFrame) -> pd.DataFrame:
         """`fair_price`, `fair_price_low`, `fair_price_high` and `expected_price` of every row
         (index aligned)."""
-        if self.estimator_ is None or self.expected_estimator_ is None:
-            raise RuntimeError("FairPriceModel is not fitted")
-        x = self._matrix(features)
-        with threadpool_limits(limits=1, user_api="openmp"):
-            change = self.shrink_ * self.estimator_.predict(x)
-            expected_return = self.expected_estimator_.predict(x)
+        change, expected_return = self._predicted(features)
         scale = self._scale(features)
         price = features["market_price"].to_numpy(dtype=np.float64)
         low_q, high_q = self.residual_quantiles_

@@ -17,6 +17,8 @@ import numpy as np
 import pandas as pd
 from pandas.api.indexers import BaseIndexer
 
+from pokewatch.card_day import KEY_SPAN, epoch_days, last_per_card_day
+
 #: How long after `date + horizon` an observation still counts as the actual (SPEC section 6).
 TARGET_WINDOW_DAYS = 7
 
@@ -57,29 +59,14 @@ TARGET_COLUMNS: tuple[str, ...] = ("rolling_mean_3", "target", "target_date")
 def _clean_rows(history: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     """Positions in `history` of its priced rows (market_price > 0), one per (card_id, date),
     ordered by card_id then date, and their card codes (numbered in card_id order). A source may
-    repeat a day (re-collected snapshot): the last row wins, as in the store.
-
-    Sorting and de-duplicating work on integer keys (card code × day), never on the strings:
-    on a daily history of many cards that is the difference between gigabytes and megabytes.
-    """
+    repeat a day (re-collected snapshot): the last row wins, as in the store."""
     price = history["market_price"].to_numpy(dtype=np.float64)
     priced = np.flatnonzero((price > 0) & np.isfinite(price))
-    # sort=True numbers the cards in string order, so code order is card_id order.
+    # sort=True numbers the cards in string order, so code order is card_id order (a categorical
+    # sorts by its categories: `load_raw_history` keeps them sorted).
     codes = pd.factorize(history["card_id"].take(priced), sort=True)[0]
-    key = codes.astype(np.int64) * _KEY_SPAN + _epoch_days(history["date"].take(priced))
-    order = np.argsort(key, kind="stable")
-    key = key[order]
-    kept = order[np.append(key[1:] != key[:-1], True)]
+    kept = last_per_card_day(codes, epoch_days(history["date"].take(priced)))
     return priced[kept], codes[kept]
-
-
-#: Larger than any span of days in a history, so (card code, day) never collide on one key.
-_KEY_SPAN = 1 << 24
-
-
-def _epoch_days(dates: pd.Series) -> np.ndarray:
-    """Days since 1970-01-01 of a datetime column (int64)."""
-    return dates.to_numpy().astype("datetime64[D]").astype(np.int64)
 
 
 def clean_history(history: pd.DataFrame) -> pd.DataFrame:
@@ -99,7 +86,7 @@ def median_step_days(history: pd.DataFrame) -> float:
     """The typical spacing of a card's observations in days (1 on daily data, 7 on weekly),
     of a history sorted by card then date (`clean_history`)."""
     codes = pd.factorize(history["card_id"])[0]
-    return _median_gap(codes, _epoch_days(history["date"]))
+    return _median_gap(codes, epoch_days(history["date"]))
 
 
 class _Positions:
@@ -108,7 +95,7 @@ class _Positions:
     def __init__(self, card_codes: np.ndarray, days: np.ndarray) -> None:
         self.codes = card_codes
         self.days = days
-        self.key = card_codes.astype(np.int64) * _KEY_SPAN + (days - days.min(initial=0))
+        self.key = card_codes.astype(np.int64) * KEY_SPAN + (days - days.min(initial=0))
 
     def last_on_or_before(self, days_back: int) -> tuple[np.ndarray, np.ndarray]:
         """Row of each card's last observation on or before date − days_back, and validity."""
@@ -181,7 +168,7 @@ def build_features(history: pd.DataFrame, horizon_days: int) -> pd.DataFrame:
     rows, codes = _clean_rows(history)
     n = len(rows)
     dates = history["date"].take(rows)
-    days = _epoch_days(dates)
+    days = epoch_days(dates)
     index = np.arange(n, dtype=np.int64)
     new_card = np.append(True, codes[1:] != codes[:-1])[:n]
     first_row = np.maximum.accumulate(np.where(new_card, index, 0))
@@ -211,7 +198,8 @@ def build_features(history: pd.DataFrame, horizon_days: int) -> pd.DataFrame:
     target_row, known = pos.first_in(horizon_days, horizon_days + TARGET_WINDOW_DAYS)
     target = np.where(known, log_price[target_row] - log_price, np.nan)
     target_date = np.where(known, dates.to_numpy()[target_row], np.datetime64("NaT", "ns"))
-    del pos, target_row, known, lag, valid
+    # The working arrays go as soon as they are used: on a large history each is ~8 bytes a row.
+    del pos, codes, new_card, target_row, known, lag, valid
     for k in RETURN_OBS:
         ret = put(
             f"ret_{k}obs",
@@ -221,6 +209,7 @@ def build_features(history: pd.DataFrame, horizon_days: int) -> pd.DataFrame:
         )
         if k == 1:
             step_return = ret
+    del ret
 
     # The original rule's fair value: the mean of the last 3 observations.
     mean3 = _rolling(market_price, first_row, 3, "mean")
@@ -232,7 +221,7 @@ def build_features(history: pd.DataFrame, horizon_days: int) -> pd.DataFrame:
         for stat in ("max", "min", "mean"):
             put(f"dist_{stat}_{w}d", log_price - rolling(log_price, w, stat))
 
-    volume = history["volume"].astype("Float64").to_numpy(dtype=np.float64, na_value=np.nan)[rows]
+    volume = history["volume"].take(rows).to_numpy(dtype=np.float64, na_value=np.nan)
     zero_volume = np.where(np.isnan(volume), np.nan, (volume == 0).astype(np.float64))
     put("zero_volume_share_91d", rolling(zero_volume, 91, "mean"))
     del zero_volume
@@ -255,7 +244,7 @@ def build_features(history: pd.DataFrame, horizon_days: int) -> pd.DataFrame:
     # set-wide levels themselves are left out: with a year of history they take few distinct
     # values, and the trees used them to memorise dates (worse than naive on validation).
     set_codes = pd.factorize(history["set_id"].take(rows))[0].astype(np.int64)
-    set_day = pd.factorize(set_codes * _KEY_SPAN + (days - days.min(initial=0)))[0]
+    set_day = pd.factorize(set_codes * KEY_SPAN + (days - days.min(initial=0)))[0]
     put(
         f"rel_set_ret_{SET_RETURN_DAYS}d",
         set_return_base - _group_mean(set_return_base, set_day),

@@ -6,9 +6,14 @@ import datetime as dt
 import io
 import re
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from pokewatch import keys
+from pokewatch.card_day import epoch_days, last_per_card_day
+from pokewatch.observations import TEXT_COLUMNS
 from pokewatch.sources.base import normalise_history
 from pokewatch.store import ArtifactStore
 
@@ -29,8 +34,12 @@ def to_parquet_bytes(frame: pd.DataFrame) -> bytes:
 
 
 def from_parquet_bytes(data: bytes) -> pd.DataFrame:
-    """A table from parquet bytes."""
-    return pd.read_parquet(io.BytesIO(data))
+    """A table from parquet bytes (of `to_parquet_bytes`), read one column at a time: converting
+    a whole large table holds arrow's copy of it next to the pandas one, twice its memory."""
+    columns = pq.read_schema(io.BytesIO(data)).names
+    return pd.DataFrame(
+        {c: pd.read_parquet(io.BytesIO(data), columns=[c])[c] for c in columns}, copy=False
+    )
 
 
 def raw_partitions(store: ArtifactStore, source: str, as_of: dt.date) -> list[str]:
@@ -44,19 +53,44 @@ def raw_partitions(store: ArtifactStore, source: str, as_of: dt.date) -> list[st
 
 
 def load_raw_history(store: ArtifactStore, source: str, as_of: dt.date) -> pd.DataFrame:
-    """Every price collected from `source` up to `as_of`, one row per card and date.
+    """Every price collected from `source` up to `as_of`, one row per card and date, sorted by
+    card then date.
 
     Partitions are read oldest first and a later snapshot's row for the same card and date wins,
-    so a re-collected day replaces what an earlier run saw."""
-    frames = []
-    for key in raw_partitions(store, source, as_of):
-        try:
-            frames.append(from_parquet_bytes(store.get_bytes(key)))
-        except (OSError, ValueError) as exc:
-            raise CorruptPartition(f"raw partition {key} cannot be read: {exc}") from exc
-    if not frames:
+    so a re-collected day replaces what an earlier run saw. The text columns are read
+    dictionary-encoded and stay categoricals (see `normalise_history`): a small integer per row
+    instead of a string is most of the memory of a daily history of many cards."""
+    partitions = raw_partitions(store, source, as_of)
+    if not partitions:
         return normalise_history(pd.DataFrame())
-    history = normalise_history(pd.concat(frames, ignore_index=True))
-    history = history[history["date"] <= pd.Timestamp(as_of)]
-    history = history.drop_duplicates(["card_id", "date"], keep="last")
-    return history.sort_values(["card_id", "date"], kind="stable").reset_index(drop=True)
+    history = normalise_history(_concat_partitions(store, partitions))
+    known = np.flatnonzero((history["date"] <= pd.Timestamp(as_of)).to_numpy())
+    card_codes = history["card_id"].cat.codes.to_numpy()[known]
+    rows = known[last_per_card_day(card_codes, epoch_days(history["date"].take(known)))]
+    return history.take(rows).reset_index(drop=True)
+
+
+def _concat_partitions(store: ArtifactStore, partitions: list[str]) -> pd.DataFrame:
+    """The rows of `partitions` in order, to be normalised. Arrow concatenates them without
+    copying and unifies the text columns' dictionaries (categoricals of different categories
+    would not concatenate in pandas: it silently makes them strings); partitions written by
+    other versions may differ in a column's type or lack a column, hence the permissive
+    promotion, and `normalise_history`, not one partition's pandas metadata, sets the dtypes."""
+    combined = pa.concat_tables(
+        [_read_partition(store, key) for key in partitions], promote_options="permissive"
+    )
+    frame = combined.to_pandas(self_destruct=True, split_blocks=True)
+    del combined
+    # Arrow's allocator keeps the pages it freed for itself; numpy, which allocates everything
+    # from here on, cannot use them. On a large history that is hundreds of megabytes.
+    pa.default_memory_pool().release_unused()
+    return frame
+
+
+def _read_partition(store: ArtifactStore, key: str) -> pa.Table:
+    """One raw partition, its text columns dictionary-encoded, without its pandas metadata."""
+    try:
+        table = pq.read_table(io.BytesIO(store.get_bytes(key)), read_dictionary=TEXT_COLUMNS)
+    except (OSError, ValueError) as exc:
+        raise CorruptPartition(f"raw partition {key} cannot be read: {exc}") from exc
+    return table.replace_schema_metadata()

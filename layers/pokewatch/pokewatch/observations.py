@@ -47,6 +47,16 @@ class PriceObservation(Card):
 
 #: Column order of a price history table (raw partitions and the preprocess input).
 HISTORY_COLUMNS: tuple[str, ...] = tuple(PriceObservation.model_fields)
+#: The text columns of a price history table (ids and card attributes).
+TEXT_COLUMNS: tuple[str, ...] = (
+    "card_id",
+    "name",
+    "set_id",
+    "set_name",
+    "series",
+    "rarity",
+    "variant",
+)
 
 
 def set_id_of(card_id: str) -> str:

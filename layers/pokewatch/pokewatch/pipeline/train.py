@@ -34,11 +34,13 @@ def train_model(dataset: Dataset, settings: Settings, store: ArtifactStore) -> T
     window_start = pd.Timestamp(dataset.data_as_of) - pd.Timedelta(
         days=settings.serving_history_days
     )
-    # The features hold all that the backtest and the fit read; of the history only the serving
-    # window is needed (card attributes, the cards priced lately). Reading all of a large daily
-    # history as well would double the step's memory.
+    # The features hold all that the backtest and the fit read; of the history only the card
+    # attributes in the serving window are needed (the cards priced lately). Reading all of a
+    # large daily history as well would double the step's memory.
     history = pd.read_parquet(
-        io.BytesIO(store.get_bytes(dataset.history_key)), filters=[("date", ">=", window_start)]
+        io.BytesIO(store.get_bytes(dataset.history_key)),
+        columns=[*CardInfo.model_fields, "date"],
+        filters=[("date", ">=", window_start)],
     )
     features = from_parquet_bytes(store.get_bytes(dataset.features_key))
 

@@ -6,9 +6,10 @@ import datetime as dt
 from collections.abc import Iterable
 from typing import Protocol
 
+import numpy as np
 import pandas as pd
 
-from pokewatch.observations import HISTORY_COLUMNS, PriceObservation
+from pokewatch.observations import HISTORY_COLUMNS, TEXT_COLUMNS, PriceObservation
 
 
 class SourceError(RuntimeError):
@@ -42,17 +43,33 @@ def observations_to_frame(observations: Iterable[PriceObservation]) -> pd.DataFr
 
 
 def normalise_history(frame: pd.DataFrame) -> pd.DataFrame:
-    """Column order and dtypes of a history table; dates become `datetime64[ns]` days."""
+    """Column order and dtypes of a history table; dates become `datetime64[ns]` days, text
+    becomes strings (or stays categorical, see `_text`)."""
     out = frame.reindex(columns=list(HISTORY_COLUMNS))
     out["date"] = pd.to_datetime(out["date"]).astype("datetime64[ns]")
     out["release_date"] = pd.to_datetime(out["release_date"]).astype("datetime64[ns]")
     for column in ("market_price", "low_price", "high_price"):
         out[column] = out[column].astype("float64")
     out["volume"] = out["volume"].astype("Int64")
-    for column in ("card_id", "name", "set_id", "set_name", "series", "rarity", "variant"):
-        values = out[column]
-        if not pd.api.types.is_string_dtype(values):
-            # A column the source does not have is all-NaN floats; "" needs an object column.
-            values = values.astype(object)
-        out[column] = values.fillna("").astype(str)
+    for column in TEXT_COLUMNS:
+        out[column] = _text(out[column])
     return out.reset_index(drop=True)
+
+
+def _text(column: pd.Series) -> pd.Series:
+    """A text column: strings, missing as "". A categorical stays one, recoded to the sorted
+    categories of its values as strings (so that its codes sort as the strings do): a large
+    history holds its text as categoricals, and only their few categories are converted."""
+    if not isinstance(column.dtype, pd.CategoricalDtype):
+        if not pd.api.types.is_string_dtype(column):
+            # A column the source does not have is all-NaN floats; "" needs an object column.
+            column = column.astype(object)
+        return column.fillna("").astype(str)
+    text = column.cat.categories.astype(str)
+    codes = column.cat.codes.to_numpy()
+    if (codes < 0).any():
+        text = text.append(pd.Index([""]))
+        codes = np.where(codes < 0, len(text) - 1, codes)
+    categories = text.unique().sort_values()
+    recoded = pd.Categorical.from_codes(categories.get_indexer(text)[codes], categories=categories)
+    return pd.Series(recoded, index=column.index, name=column.name)

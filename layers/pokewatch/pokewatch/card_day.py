@@ -1,0 +1,25 @@
+"""Integer (card, day) keys of a price history: sorting and de-duplicating its rows by card and
+date without ever comparing strings (on a daily history of many cards, the difference between
+gigabytes and megabytes)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+#: Larger than any span of days in a history, so (card code, day) never collide on one key.
+KEY_SPAN = 1 << 24
+
+
+def epoch_days(dates: pd.Series) -> np.ndarray:
+    """Days since 1970-01-01 of a datetime column (int64)."""
+    return dates.to_numpy().astype("datetime64[D]").astype(np.int64)
+
+
+def last_per_card_day(card_codes: np.ndarray, days: np.ndarray) -> np.ndarray:
+    """Positions of the rows ordered by (card code, day), one per (card, day): of repeated rows
+    the last one wins (a later snapshot replaces an earlier one)."""
+    key = card_codes.astype(np.int64) * KEY_SPAN + days
+    order = np.argsort(key, kind="stable")
+    key = key[order]
+    return order[np.append(key[1:] != key[:-1], True)]

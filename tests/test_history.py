@@ -1,0 +1,96 @@
+"""The raw history of a source: partitions combined in order, text as sorted categoricals."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pandas as pd
+
+from pokewatch import keys
+from pokewatch.history import from_parquet_bytes, load_raw_history, to_parquet_bytes
+from pokewatch.observations import TEXT_COLUMNS
+from pokewatch.sources.base import normalise_history
+from pokewatch.store import LocalStore
+
+DAY = dt.date(2024, 3, 1)
+
+
+def partition(set_id: str, cards: list[str], day: str, price: float) -> pd.DataFrame:
+    """One set's prices of `cards` on `day`."""
+    return normalise_history(
+        pd.DataFrame(
+            {
+                "card_id": [f"{set_id}-{c}" for c in cards],
+                "name": [f"Card {c}" for c in cards],
+                "set_id": set_id,
+                "set_name": f"Set {set_id}",
+                "series": "S",
+                "rarity": "Rare",
+                "variant": "normal",
+                "release_date": "2023-01-01",
+                "date": day,
+                "market_price": price,
+                "volume": 1,
+            }
+        )
+    )
+
+
+def test_sets_of_different_cards_keep_text_categorical_with_sorted_categories(
+    tmp_path: Path,
+) -> None:
+    store = LocalStore(tmp_path)
+    frames = {
+        ("zeta", DAY): partition("zeta", ["2", "1"], "2024-02-28", 5.0),
+        ("alpha", DAY): partition("alpha", ["9"], "2024-02-28", 7.0),
+        # Collected a day later: re-collects zeta-1 on the 28th (it wins) and adds the 29th.
+        ("zeta", DAY + dt.timedelta(days=1)): pd.concat(
+            [
+                partition("zeta", ["1"], "2024-02-28", 6.0),
+                partition("zeta", ["1", "3"], "2024-02-29", 8.0),
+            ]
+        ),
+    }
+    for (set_id, day), frame in frames.items():
+        store.put_bytes(keys.raw_partition("s", day, set_id), to_parquet_bytes(frame))
+
+    history = load_raw_history(store, "s", DAY + dt.timedelta(days=1))
+
+    for column in TEXT_COLUMNS:
+        categories = history[column].cat.categories
+        assert list(categories) == sorted(set(history[column].astype(str))), column
+    assert history["card_id"].astype(str).tolist() == [
+        "alpha-9",
+        "zeta-1",
+        "zeta-1",
+        "zeta-2",
+        "zeta-3",
+    ]
+    assert history["market_price"].tolist() == [7.0, 6.0, 8.0, 5.0, 8.0]
+    # The rows of concatenating, de-duplicating and sorting the strings, and the same table
+    # through the parquet round trip.
+    strings = normalise_history(pd.concat(frames.values(), ignore_index=True))
+    strings = strings.drop_duplicates(["card_id", "date"], keep="last")
+    strings = strings.sort_values(["card_id", "date"], kind="stable").reset_index(drop=True)
+    pd.testing.assert_frame_equal(history.astype({c: str for c in TEXT_COLUMNS}), strings)
+    pd.testing.assert_frame_equal(from_parquet_bytes(to_parquet_bytes(history)), history)
+    # Up to the first day only: the later partition is not read.
+    assert load_raw_history(store, "s", DAY)["market_price"].tolist() == [7.0, 5.0, 5.0]
+
+
+def test_partitions_of_other_versions_are_normalised_together(tmp_path: Path) -> None:
+    """A partition without volumes and one with a float price column of another type still
+    combine, and `normalise_history` sets every dtype."""
+    store = LocalStore(tmp_path)
+    old = partition("a", ["1"], "2024-02-27", 5.0).drop(columns=["volume", "series"])
+    new = partition("a", ["1"], "2024-02-28", 6.0).astype({"volume": "float64"})
+    store.put_bytes(keys.raw_partition("s", DAY - dt.timedelta(days=1), "a"), to_parquet_bytes(old))
+    store.put_bytes(keys.raw_partition("s", DAY, "a"), to_parquet_bytes(new))
+
+    history = load_raw_history(store, "s", DAY)
+
+    assert history["volume"].dtype == "Int64"
+    assert history["volume"].isna().tolist() == [True, False]
+    assert history["series"].astype(str).tolist() == ["", "S"]
+    assert history["card_id"].dtype == "category"
