@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -98,17 +99,22 @@ def test_rerun_of_a_day_is_idempotent_and_the_next_day_extends_history(
 
 
 def test_models_cli_lists_promotes_and_rolls_back(
-    promoted_store: Path, capsys: pytest.CaptureFixture[str]
+    promoted_store: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    store = LocalStore(promoted_store)
-    versions = registry.versions(store)
-    assert main(["models", "list", "--store", str(promoted_store)]) == 0
+    # Its own copy with a second version (a later run's model), whatever ran before it.
+    root = tmp_path / "store"
+    shutil.copytree(promoted_store, root)
+    store = LocalStore(root)
+    first = registry.current(store).version
+    second = f"{first}-later"
+    shutil.copytree(root / "models" / first, root / "models" / second)
+    assert main(["models", "list", "--store", str(root)]) == 0
     listing = capsys.readouterr().out
-    assert all(v in listing for v in versions)
-    assert main(["models", "promote", versions[0], "--store", str(promoted_store)]) == 0
-    assert registry.current(store).version == versions[0]
-    assert main(["models", "rollback", "--store", str(promoted_store)]) == 0
-    assert registry.current(store).version != versions[0]
+    assert first in listing and second in listing
+    assert main(["models", "promote", second, "--store", str(root)]) == 0
+    assert registry.current(store).version == second
+    assert main(["models", "rollback", "--store", str(root)]) == 0
+    assert registry.current(store).version == first
 
 
 @pytest.mark.slow
