@@ -55,4 +55,4 @@ def test_s3_store_fails_over_quickly_on_a_silent_connection(s3_store: S3Store) -
     # The API reads its model in a thread a frozen Lambda environment can suspend mid-read.
     config = s3_store._s3.meta.config
     assert config.read_timeout == config.connect_timeout == S3Store.TIMEOUT_SECONDS <= 5
-    assert config.retries == {"total_max_attempts": S3Store.MAX_ATTEMPTS}
+    assert config.retries == {"mode": "standard", "total_max_attempts": S3Store.MAX_ATTEMPTS}

@@ -83,9 +83,7 @@ class S3Store:
 
     #: Seconds to connect and of silence within a read before a retry (botocore waits 60): the
     #: API (10 s timeout) reads its model in a thread that a frozen Lambda environment can
-    #: suspend mid-read, and must fail over to a new connection well within one request. The
-    #: retries stay in botocore's default (legacy) mode: loading the standard mode's handler
-    #: measured ~90 ms of the API's cold start.
+    #: suspend mid-read, and must fail over to a new connection well within one request.
     TIMEOUT_SECONDS: ClassVar[float] = 3.0
     MAX_ATTEMPTS: ClassVar[int] = 3
 
@@ -99,7 +97,7 @@ class S3Store:
         config = Config(
             connect_timeout=self.TIMEOUT_SECONDS,
             read_timeout=self.TIMEOUT_SECONDS,
-            retries={"total_max_attempts": self.MAX_ATTEMPTS},
+            retries={"mode": "standard", "total_max_attempts": self.MAX_ATTEMPTS},
         )
         self._s3 = client or boto3.client("s3", config=config)
         self._missing = self._s3.exceptions.NoSuchKey
