@@ -123,3 +123,11 @@ def test_origins_leave_each_refit_enough_history_to_fit() -> None:
     assert origins
     assert all((o - first_day).days >= min_history_days(SETTINGS) for o in origins)
     assert walk_forward(history, SETTINGS).n_origins == len(origins)
+
+
+def test_refits_fitted_side_by_side_give_the_same_pairs_as_one_at_a_time() -> None:
+    history = synthetic_market(4, cards=80, weeks=60, reversion=0.5, volatility=0.06)
+    one = walk_forward_pairs(history, SETTINGS.model_copy(update={"model_fit_workers": 1}))
+    three = walk_forward_pairs(history, SETTINGS.model_copy(update={"model_fit_workers": 3}))
+    assert one["fitted_on"].nunique() >= 3
+    pd.testing.assert_frame_equal(one, three)

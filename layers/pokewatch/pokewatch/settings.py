@@ -65,6 +65,8 @@ class Settings(BaseModel):
     #: neighbouring days are near duplicates). Each backtest refit fits four times on up to
     #: this many rows, which bounds the train step's time on 10,000 cards × 730 days.
     model_max_train_rows: int = Field(default=100_000, ge=1_000)
+    #: Walk-forward refits fitted at once, in threads (each with one OpenMP thread).
+    model_fit_workers: int = Field(default=2, ge=1)
 
     # --- quality gate -----------------------------------------------------------------------
     max_mape: float = 0.20
