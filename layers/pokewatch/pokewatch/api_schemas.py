@@ -64,7 +64,13 @@ def parse_json_body(text: str) -> Any:
         raise json.JSONDecodeError("JSON is nested too deeply", text, 0) from None
 
 
-class ApiModel(BaseModel):
+class ApiSchema(BaseModel):
+    """Base of every API model: built when first used, not at import."""
+
+    model_config = ConfigDict(defer_build=True)
+
+
+class ApiModel(ApiSchema):
     """Requests reject unknown fields, so a typo is an error rather than silently ignored."""
 
     model_config = ConfigDict(extra="forbid")
@@ -106,7 +112,7 @@ class BatchRequest(ApiModel):
     )
 
 
-class Prediction(BaseModel):
+class Prediction(ApiSchema):
     """The fair price of a card at a date, its 80% interval, the expected price and the signal at
     the market price."""
 
@@ -131,7 +137,7 @@ class Prediction(BaseModel):
     model_version: str
 
 
-class ItemError(BaseModel):
+class ItemError(ApiSchema):
     """Why one item of a batch has no prediction."""
 
     index: int
@@ -141,7 +147,7 @@ class ItemError(BaseModel):
     card_id: str | None = None
 
 
-class BatchResponse(BaseModel):
+class BatchResponse(ApiSchema):
     """One prediction or one error per item, in the order asked."""
 
     results: list[Prediction | ItemError]
@@ -154,7 +160,7 @@ class CardSummary(CardInfo):
     last_date: dt.date
 
 
-class CardPage(BaseModel):
+class CardPage(ApiSchema):
     """A page of cards; pass `next_cursor` back as `cursor` for the next page."""
 
     items: list[CardSummary]
@@ -162,7 +168,7 @@ class CardPage(BaseModel):
     total: int = Field(description="cards matching the filters, over all pages")
 
 
-class HistoryPoint(BaseModel):
+class HistoryPoint(ApiSchema):
     """A past market price of a card and the prices the model gave that day (see `Prediction`)."""
 
     date: dt.date
@@ -180,7 +186,7 @@ class CardDetail(CardSummary):
     prediction: Prediction
 
 
-class Health(BaseModel):
+class Health(ApiSchema):
     """Whether a model is in service, which, and how fresh."""
 
     status: Literal["ok", "degraded", "unavailable"]
@@ -191,14 +197,14 @@ class Health(BaseModel):
     detail: str | None = Field(default=None, description="why the status is not ok")
 
 
-class ErrorDetail(BaseModel):
+class ErrorDetail(ApiSchema):
     """One problem of an invalid request."""
 
     field: str = Field(description="`body`, a body field (`items.3.card_id`) or `query.limit`")
     problem: str
 
 
-class ErrorBody(BaseModel):
+class ErrorBody(ApiSchema):
     """Every error answer: a stable code and a message naming the problem."""
 
     error: str = Field(description="a stable code, e.g. `not_found`, `invalid_request`")

@@ -16,7 +16,8 @@ CardId = Annotated[
 class Card(BaseModel):
     """The attributes of one card print (a card id + variant)."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # Validators are built on first use: the API imports this module for `CardId` only.
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     card_id: CardId
     name: str = ""

@@ -14,7 +14,7 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 class StepModel(BaseModel):
     """Base of every step document: unknown fields are tolerated (Step Functions adds some)."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", defer_build=True)
 
 
 class RunRequest(StepModel):
