@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import io
 import json
 import logging
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 from types import ModuleType
 
@@ -33,7 +35,7 @@ from api_fixtures import (
 from openapi_spec_validator import validate
 
 from pokewatch import keys, registry
-from pokewatch.model_loader import ModelLoader
+from pokewatch.model_loader import ModelLoader, ModelUnavailable
 from pokewatch.store import LocalStore, open_store
 
 CARD = card_id_of(0)
@@ -494,6 +496,53 @@ def test_the_cold_start_preload_is_waited_for_not_repeated(store: LocalStore) ->
         ("model-preload", keys.CURRENT_MODEL),
         ("model-preload", keys.model_artifact("v1", keys.SERVING_FILE)),
     ]
+
+
+def test_preload_runs_its_follow_up_after_the_load_also_when_it_fails(tmp_path: Path) -> None:
+    seen: list[str] = []
+    good = ModelLoader(lambda: promoted_store(tmp_path / "good"), ttl_seconds=60)
+    good.preload(then=lambda: seen.append("good")).join(timeout=10)
+    empty = ModelLoader(lambda: LocalStore(tmp_path / "empty"), ttl_seconds=60)
+    empty.preload(then=lambda: seen.append("empty")).join(timeout=10)
+    assert seen == ["good", "empty"]
+    assert good.state().table.facts.model_version == "v1"
+    with pytest.raises(ModelUnavailable, match="artifact not found"):
+        empty.state()
+
+
+def test_a_lambda_cold_start_pauses_garbage_collection_until_the_model_is_loaded(
+    store: LocalStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    quiet_environment(monkeypatch)
+    assert gc.isenabled() and gc.get_freeze_count() == 0
+    load_handler(store.uri)  # not in Lambda: collection is left alone
+    assert gc.isenabled() and gc.get_freeze_count() == 0
+
+    monkeypatch.setenv("AWS_EXECUTION_ENV", "AWS_Lambda_python3.13")
+    paused: list[bool] = []
+    release = threading.Event()
+    original_refresh = ModelLoader._refresh_if_due
+
+    def slow_refresh(self: ModelLoader) -> None:
+        paused.append(not gc.isenabled())  # seen from the preload thread, before loading
+        release.wait(timeout=10)
+        original_refresh(self)
+
+    monkeypatch.setattr(ModelLoader, "_refresh_if_due", slow_refresh)
+    try:
+        api = load_handler(store.uri)
+        assert not gc.isenabled()  # imported, model still loading
+        release.set()
+        assert invoke(api, "GET", "/health")[1]["model_version"] == "v1"
+        deadline = time.monotonic() + 10
+        while not gc.isenabled() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert paused[0] is True
+        assert gc.isenabled() and gc.get_freeze_count() > 0
+    finally:
+        release.set()
+        gc.unfreeze()
+        gc.enable()
 
 
 # --- observability and packaging -----------------------------------------------------------------

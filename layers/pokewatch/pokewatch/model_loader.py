@@ -58,12 +58,23 @@ class ModelLoader:
         self._problem: str | None = "no model is in service"
         self._next_check = float("-inf")
 
-    def preload(self) -> None:
+    def preload(self, then: Callable[[], None] | None = None) -> threading.Thread:
         """Start loading the model in a background thread; the first `state()` waits for it.
 
         Called at a cold start, so that the network waits of reading the store overlap with
-        what the process does meanwhile (the rest of its setup, the first request up to here)."""
-        threading.Thread(target=self._refresh_if_due, name="model-preload", daemon=True).start()
+        what the process does meanwhile (the rest of its setup, the first request up to here).
+        `then` runs in that thread once the load is over, whether it succeeded or not."""
+
+        def load() -> None:
+            try:
+                self._refresh_if_due()
+            finally:
+                if then is not None:
+                    then()
+
+        thread = threading.Thread(target=load, name="model-preload", daemon=True)
+        thread.start()
+        return thread
 
     def state(self) -> ServingState:
         """The table to serve; raises ModelUnavailable when none could be loaded yet."""
