@@ -90,6 +90,10 @@ def fastapi_handler() -> Handler:
     settings = get_settings()
     loader = ModelLoader(lambda: open_store(settings.store), settings.model_ttl_seconds)
     thresholds = (settings.buy_threshold, settings.sell_threshold)
+    # The models build their validators on first use; built inside FastAPI's body parameter
+    # (which carries an alias) pydantic warns that the alias has no effect on a model.
+    for model in (PredictRequest, BatchRequest):
+        model.model_rebuild(force=True)
     api = FastAPI()
 
     @api.post("/predict")
