@@ -18,6 +18,7 @@ import json
 import os
 import tempfile
 import time
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -86,14 +87,14 @@ def fastapi_handler() -> Handler:
     resolves the string annotations of the routes in this module's globals."""
     from fastapi import FastAPI, HTTPException
     from mangum import Mangum
+    from pydantic.warnings import UnsupportedFieldAttributeWarning
 
     settings = get_settings()
     loader = ModelLoader(lambda: open_store(settings.store), settings.model_ttl_seconds)
     thresholds = (settings.buy_threshold, settings.sell_threshold)
     # The models build their validators on first use; built inside FastAPI's body parameter
     # (which carries an alias) pydantic warns that the alias has no effect on a model.
-    for model in (PredictRequest, BatchRequest):
-        model.model_rebuild(force=True)
+    warnings.filterwarnings("ignore", category=UnsupportedFieldAttributeWarning)
     api = FastAPI()
 
     @api.post("/predict")
