@@ -75,3 +75,31 @@ def test_report_states_the_configured_thresholds() -> None:
         "v1", dt.date(2026, 3, 1), metrics_of_pairs(pairs, settings), pairs, empty, settings
     )
     assert "least 20% below the expected price, SELL when 25% above" in html
+
+
+def test_report_says_which_sets_the_signals_come_from() -> None:
+    settings = Settings()
+    pairs = _pairs(settings)
+    sets = ["Evolving Skies"] * 5 + ["Crown Zenith", "Fossil", "Base", "Jungle"]
+    n = len(sets)
+    opportunities = pd.DataFrame(
+        {
+            "card_id": [f"x-{i}_holofoil" for i in range(n)],
+            "name": [f"Card {i}" for i in range(n)],
+            "set_name": sets,
+            "market_price": [5.0] * (n - 1) + [30.0],
+            "fair_price": [10.0] * (n - 1) + [20.0],
+            "fair_price_low": [8.0] * (n - 1) + [18.0],
+            "fair_price_high": [12.0] * (n - 1) + [22.0],
+            "expected_price": [10.0] * (n - 1) + [20.0],
+            "deviation_pct": [-0.5] * (n - 1) + [0.5],
+            "signal": ["BUY"] * (n - 1) + ["SELL"],
+        }
+    )
+    html = render_report(
+        "v1", dt.date(2026, 3, 1), metrics_of_pairs(pairs, settings), pairs, opportunities, settings
+    )
+    buy = html.split("Biggest BUY")[1].split("Biggest SELL")[0]
+    assert "8 BUY signals today, from 4 sets, 88% of them from Evolving Skies (5), " in buy
+    sell = html.split("Biggest SELL")[1]
+    assert "1 SELL signal today, from Jungle (1). Cards of one set tend to move together" in sell

@@ -150,8 +150,8 @@ def _pct(value: float | None) -> str:
 
 
 def _opportunities(frame: pd.DataFrame, signal: Signal) -> str:
-    chosen = frame[frame["signal"] == signal.value]
-    chosen = chosen.sort_values("deviation_pct", ascending=signal is Signal.BUY)
+    every = frame[frame["signal"] == signal.value]
+    chosen = every.sort_values("deviation_pct", ascending=signal is Signal.BUY)
     chosen = chosen.head(TOP_OPPORTUNITIES)
     title = (
         "Biggest BUY opportunities (price below expected)"
@@ -171,6 +171,27 @@ def _opportunities(frame: pd.DataFrame, signal: Signal) -> str:
     return (
         f"<h2>{title}</h2><table><tr><th>card</th><th>set</th><th>price</th><th>fair</th>"
         f"<th>interval</th><th>expected</th><th>deviation</th></tr>{rows}</table>"
+        f"{_concentration(every, signal)}"
+    )
+
+
+def _concentration(signalled: pd.DataFrame, signal: Signal) -> str:
+    """Which sets today's signals of one kind come from. The expected price carries set-wide
+    moves, so signals cluster by set; cards of a set rise and fall together, and a collector
+    should know that ten BUYs in one set are closer to one bet than to ten."""
+    by_set = signalled["set_name"].astype(str).value_counts()
+    top = by_set.head(3)
+    names = ", ".join(f"{escape(name)} ({count:,})" for name, count in top.items())
+    n = len(signalled)
+    where = (
+        f"from {names}"
+        if len(by_set) == len(top)
+        else f"from {len(by_set):,} sets, {top.sum() / n:.0%} of them from {names}"
+    )
+    return (
+        f"<p class='note'>{n:,} {signal.value} signal{'' if n == 1 else 's'} today, {where}. "
+        "Cards of one set tend to move together: several signals in one set are closer to one "
+        "bet than to several.</p>"
     )
 
 
