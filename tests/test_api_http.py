@@ -221,4 +221,4 @@ def test_the_pokewatch_serve_command(tmp_path: Path) -> None:
         assert_error(answer, 422, "invalid_request")
     finally:
         process.terminate()
-        process.wait(timeout=10)
+        process.communicate(timeout=10)  # reads the rest and closes the pipe
