@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import tempfile
 from pathlib import Path
-from typing import ClassVar, Protocol
+from typing import TYPE_CHECKING, ClassVar, Protocol
 from urllib.parse import urlparse
+
+if TYPE_CHECKING:
+    from botocore.session import Session as BotocoreSession
 
 
 class ArtifactNotFound(KeyError):
@@ -79,7 +83,7 @@ class LocalStore:
 
 
 class S3Store:
-    """An S3 bucket and optional prefix (boto3 honours `AWS_ENDPOINT_URL`)."""
+    """An S3 bucket and optional prefix (botocore honours `AWS_ENDPOINT_URL`)."""
 
     #: Seconds to connect and of silence within a read before a retry (botocore waits 60): the
     #: API (10 s timeout) reads its model in a thread that a frozen Lambda environment can
@@ -88,8 +92,7 @@ class S3Store:
     MAX_ATTEMPTS: ClassVar[int] = 3
 
     def __init__(self, bucket: str, prefix: str = "", client: object | None = None) -> None:
-        import boto3  # imported here so that local use never pays for it
-        from botocore.config import Config
+        from botocore.config import Config  # imported here so that local use never pays for it
 
         self.bucket = bucket
         self.prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
@@ -99,7 +102,7 @@ class S3Store:
             read_timeout=self.TIMEOUT_SECONDS,
             retries={"mode": "standard", "total_max_attempts": self.MAX_ATTEMPTS},
         )
-        self._s3 = client or boto3.client("s3", config=config)
+        self._s3 = client or _aws_session().create_client("s3", config=config)
         self._missing = self._s3.exceptions.NoSuchKey
 
     def get_bytes(self, key: str) -> bytes:
@@ -128,6 +131,16 @@ class S3Store:
 
     def delete(self, key: str) -> None:
         self._s3.delete_object(Bucket=self.bucket, Key=self.prefix + key)
+
+
+@functools.cache
+def _aws_session() -> BotocoreSession:
+    """One botocore session per process, as boto3's default session is: its clients share the
+    service models it has loaded. botocore rather than boto3, whose resources and transfer
+    manager PokeWatch does not use and whose import costs the API's cold start ~25 ms."""
+    import botocore.session
+
+    return botocore.session.get_session()
 
 
 def open_store(uri: str) -> ArtifactStore:
