@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from pydantic import ValidationError
 
 from pokewatch import keys
+from pokewatch.promotion import Promotion
 from pokewatch.serving import ServingFormatError, ServingTable
-from pokewatch.steps import Promotion
 from pokewatch.store import ArtifactNotFound, ArtifactStore
 
 log = logging.getLogger(__name__)

@@ -9,8 +9,8 @@ import json
 from pydantic import BaseModel, TypeAdapter
 
 from pokewatch import keys
+from pokewatch.promotion import Promotion
 from pokewatch.serving import ServingFormatError, ServingTable
-from pokewatch.steps import Promotion
 from pokewatch.store import ArtifactNotFound, ArtifactStore
 
 PROMOTION_LOG = "models/promotions.json"

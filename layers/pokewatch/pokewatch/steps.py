@@ -115,12 +115,3 @@ class ValidatedModel(TrainedModel):
     """The validate step's answer."""
 
     gate: GateResult
-
-
-class Promotion(StepModel):
-    """The promote step's answer (and the content of `models/current.json`)."""
-
-    version: str
-    promoted_at: dt.datetime
-    previous_version: str | None = None
-    data_as_of: dt.date | None = None

@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 
 from pokewatch import keys, registry
+from pokewatch.promotion import Promotion
 from pokewatch.settings import Settings
-from pokewatch.steps import Promotion, ValidatedModel
+from pokewatch.steps import ValidatedModel
 from pokewatch.store import ArtifactStore
 
 

@@ -1,0 +1,20 @@
+"""Which model is in service: the content of `models/current.json`, one entry of the registry's
+log, and the promote step's answer. Apart from the step documents (`steps`), which the API does
+not need: it reads only this one."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from pydantic import BaseModel, ConfigDict
+
+
+class Promotion(BaseModel):
+    """One model put into service."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    version: str
+    promoted_at: dt.datetime
+    previous_version: str | None = None
+    data_as_of: dt.date | None = None
