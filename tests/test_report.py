@@ -102,4 +102,5 @@ def test_report_says_which_sets_the_signals_come_from() -> None:
     buy = html.split("Biggest BUY")[1].split("Biggest SELL")[0]
     assert "8 BUY signals today, from 4 sets, 88% of them from Evolving Skies (5), " in buy
     sell = html.split("Biggest SELL")[1]
-    assert "1 SELL signal today, from Jungle (1). Cards of one set tend to move together" in sell
+    assert "1 SELL signal today, from Jungle (1).</p>" in sell
+    assert "move together" in buy and "move together" not in sell

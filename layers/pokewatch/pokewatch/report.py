@@ -188,10 +188,15 @@ def _concentration(signalled: pd.DataFrame, signal: Signal) -> str:
         if len(by_set) == len(top)
         else f"from {len(by_set):,} sets, {top.sum() / n:.0%} of them from {names}"
     )
+    caution = (
+        " Cards of one set tend to move together: several signals in one set are closer to one "
+        "bet than to several."
+        if top.iloc[0] > 1
+        else ""
+    )
     return (
-        f"<p class='note'>{n:,} {signal.value} signal{'' if n == 1 else 's'} today, {where}. "
-        "Cards of one set tend to move together: several signals in one set are closer to one "
-        "bet than to several.</p>"
+        f"<p class='note'>{n:,} {signal.value} signal{'' if n == 1 else 's'} today, "
+        f"{where}.{caution}</p>"
     )
 
 
