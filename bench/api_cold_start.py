@@ -145,6 +145,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=7)
     args = parser.parse_args()
+    if args.repeat < 2:
+        parser.error("--repeat must be at least 2 (the ratio is reported with its quartiles)")
     server, s3_env = start_s3()
     try:
         base = {"PATH": os.environ.get("PATH", ""), **s3_env, "POWERTOOLS_LOG_LEVEL": "WARNING"}

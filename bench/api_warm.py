@@ -94,7 +94,9 @@ def fastapi_handler() -> Handler:
     thresholds = (settings.buy_threshold, settings.sell_threshold)
     # The models build their validators on first use; built inside FastAPI's body parameter
     # (which carries an alias) pydantic warns that the alias has no effect on a model.
-    warnings.filterwarnings("ignore", category=UnsupportedFieldAttributeWarning)
+    warnings.filterwarnings(
+        "ignore", "The 'alias' attribute", category=UnsupportedFieldAttributeWarning
+    )
     api = FastAPI()
 
     @api.post("/predict")

@@ -182,6 +182,7 @@ def quiet_environment(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setenv(key, value)
     monkeypatch.delenv("POKEWATCH_STORE", raising=False)
     monkeypatch.delenv("POKEWATCH_MODEL_TTL_SECONDS", raising=False)
+    monkeypatch.delenv("AWS_EXECUTION_ENV", raising=False)  # in Lambda, the API pauses the GC
 
 
 def promoted_store(root: Path, version: str = "v1", **sizes: int) -> LocalStore:

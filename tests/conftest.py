@@ -7,6 +7,9 @@ from pathlib import Path
 
 import boto3
 import pytest
+
+# Before any S3Store exists: the stores share one botocore session per process, and a session
+# sees moto's request interception only if moto was imported before the session was made.
 from moto import mock_aws
 
 from pokewatch.store import LocalStore, S3Store

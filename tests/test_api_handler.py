@@ -10,7 +10,6 @@ import logging
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 from types import ModuleType
 
@@ -498,16 +497,26 @@ def test_the_cold_start_preload_is_waited_for_not_repeated(store: LocalStore) ->
     ]
 
 
-def test_preload_runs_its_follow_up_after_the_load_also_when_it_fails(tmp_path: Path) -> None:
-    seen: list[str] = []
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")  # on purpose
+def test_preload_runs_its_follow_up_after_the_load_also_when_it_fails(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    loaded: list[bool] = []
     good = ModelLoader(lambda: promoted_store(tmp_path / "good"), ttl_seconds=60)
-    good.preload(then=lambda: seen.append("good")).join(timeout=10)
+    good.preload(then=lambda: loaded.append(good._state is not None)).join(timeout=10)
     empty = ModelLoader(lambda: LocalStore(tmp_path / "empty"), ttl_seconds=60)
-    empty.preload(then=lambda: seen.append("empty")).join(timeout=10)
-    assert seen == ["good", "empty"]
-    assert good.state().table.facts.model_version == "v1"
+    empty.preload(then=lambda: loaded.append(empty._state is not None)).join(timeout=10)
+    assert loaded == [True, False]
     with pytest.raises(ModelUnavailable, match="artifact not found"):
         empty.state()
+
+    def broken(self: ModelLoader) -> None:
+        raise RuntimeError("the load itself failed")
+
+    monkeypatch.setattr(ModelLoader, "_refresh_if_due", broken)
+    ran = threading.Event()
+    ModelLoader(lambda: LocalStore(tmp_path), ttl_seconds=60).preload(then=ran.set).join(10)
+    assert ran.is_set()
 
 
 def test_a_lambda_cold_start_pauses_garbage_collection_until_the_model_is_loaded(
@@ -524,8 +533,9 @@ def test_a_lambda_cold_start_pauses_garbage_collection_until_the_model_is_loaded
     original_refresh = ModelLoader._refresh_if_due
 
     def slow_refresh(self: ModelLoader) -> None:
-        paused.append(not gc.isenabled())  # seen from the preload thread, before loading
-        release.wait(timeout=10)
+        if threading.current_thread().name == "model-preload":
+            paused.append(not gc.isenabled())  # before it loads
+            release.wait(timeout=10)
         original_refresh(self)
 
     monkeypatch.setattr(ModelLoader, "_refresh_if_due", slow_refresh)
@@ -534,15 +544,20 @@ def test_a_lambda_cold_start_pauses_garbage_collection_until_the_model_is_loaded
         assert not gc.isenabled()  # imported, model still loading
         release.set()
         assert invoke(api, "GET", "/health")[1]["model_version"] == "v1"
-        deadline = time.monotonic() + 10
-        while not gc.isenabled() and time.monotonic() < deadline:
-            time.sleep(0.01)
-        assert paused[0] is True
+        _join_preloads()
+        assert paused == [True]
         assert gc.isenabled() and gc.get_freeze_count() > 0
     finally:
         release.set()
+        _join_preloads()  # its follow-up must not freeze after the clean-up
         gc.unfreeze()
         gc.enable()
+
+
+def _join_preloads() -> None:
+    for thread in threading.enumerate():
+        if thread.name == "model-preload":
+            thread.join(timeout=10)
 
 
 # --- observability and packaging -----------------------------------------------------------------

@@ -100,7 +100,7 @@ def test_report_says_which_sets_the_signals_come_from() -> None:
         "v1", dt.date(2026, 3, 1), metrics_of_pairs(pairs, settings), pairs, opportunities, settings
     )
     buy = html.split("Biggest BUY")[1].split("Biggest SELL")[0]
-    assert "8 BUY signals today, from 4 sets, 88% of them from Evolving Skies (5), " in buy
+    assert "8 BUY signals today, from 4 sets, 88% of the signals from Evolving Skies (5), " in buy
     sell = html.split("Biggest SELL")[1]
     assert "1 SELL signal today, from Jungle (1).</p>" in sell
     assert "move together" in buy and "move together" not in sell

@@ -156,6 +156,8 @@ class BatchResponse(ApiSchema):
 class CardSummary(CardInfo):
     """One card in a listing: its attributes, as served, and its latest price."""
 
+    model_config = ConfigDict(defer_build=True)  # as `ApiSchema`; `CardInfo` is built at import
+
     last_price: float
     last_date: dt.date
 

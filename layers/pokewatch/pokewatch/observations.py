@@ -16,8 +16,7 @@ CardId = Annotated[
 class Card(BaseModel):
     """The attributes of one card print (a card id + variant)."""
 
-    # Validators are built on first use: the API imports this module for `CardId` only.
-    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
+    model_config = ConfigDict(frozen=True, extra="forbid")
 
     card_id: CardId
     name: str = ""

@@ -1,6 +1,6 @@
 """Which model is in service: the content of `models/current.json`, one entry of the registry's
-log, and the promote step's answer. Apart from the step documents (`steps`), which the API does
-not need: it reads only this one."""
+log, and the promote step's answer. Kept out of `steps` so that the API, which reads only this
+document, does not import the step documents."""
 
 from __future__ import annotations
 

@@ -179,14 +179,14 @@ def _concentration(signalled: pd.DataFrame, signal: Signal) -> str:
     """Which sets today's signals of one kind come from. The expected price carries set-wide
     moves, so signals cluster by set; cards of a set rise and fall together, and a collector
     should know that ten BUYs in one set are closer to one bet than to ten."""
-    by_set = signalled["set_name"].astype(str).value_counts()
+    by_set = signalled["set_name"].astype("string").fillna("unknown set").value_counts()
     top = by_set.head(3)
     names = ", ".join(f"{escape(name)} ({count:,})" for name, count in top.items())
     n = len(signalled)
     where = (
         f"from {names}"
         if len(by_set) == len(top)
-        else f"from {len(by_set):,} sets, {top.sum() / n:.0%} of them from {names}"
+        else f"from {len(by_set):,} sets, {top.sum() / n:.0%} of the signals from {names}"
     )
     caution = (
         " Cards of one set tend to move together: several signals in one set are closer to one "

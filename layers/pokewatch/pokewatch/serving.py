@@ -135,15 +135,15 @@ class ServingTable:
             raise ServingFormatError("serving file has a card without rows")
         columns: dict[str, array] = {}
         position = start + header_len
-        view = memoryview(data)  # slices of a view are not copies
-        for name in names:
-            column = array(_TYPECODES[name])
-            size = column.itemsize * n_rows
-            if position + size > len(data):
-                raise ServingFormatError(f"serving file is truncated in column {name!r}")
-            column.frombytes(view[position : position + size])
-            columns[name] = column
-            position += size
+        with memoryview(data) as view:  # slices of a view are not copies
+            for name in names:
+                column = array(_TYPECODES[name])
+                size = column.itemsize * n_rows
+                if position + size > len(data):
+                    raise ServingFormatError(f"serving file is truncated in column {name!r}")
+                column.frombytes(view[position : position + size])
+                columns[name] = column
+                position += size
         columns.setdefault("expected", columns["fair"])
         return cls(facts, cards, offsets, columns)
 

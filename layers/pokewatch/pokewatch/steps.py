@@ -1,7 +1,8 @@
 """The small JSON documents that flow between the pipeline's states (URIs and counts, never data).
 
 Each Lambda of the pipeline validates its input with one of these models and answers with another,
-so a malformed event fails at the boundary with a message naming the field.
+so a malformed event fails at the boundary with a message naming the field. The promote step
+answers a `pokewatch.promotion.Promotion`, the document the registry and the API read too.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 class StepModel(BaseModel):
     """Base of every step document: unknown fields are tolerated (Step Functions adds some)."""
 
-    model_config = ConfigDict(extra="ignore", defer_build=True)
+    model_config = ConfigDict(extra="ignore")
 
 
 class RunRequest(StepModel):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import os
 import tempfile
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar, Protocol
 from urllib.parse import urlparse
@@ -102,7 +103,10 @@ class S3Store:
             read_timeout=self.TIMEOUT_SECONDS,
             retries={"mode": "standard", "total_max_attempts": self.MAX_ATTEMPTS},
         )
-        self._s3 = client or _aws_session().create_client("s3", config=config)
+        if client is None:
+            with _CLIENT_CREATION:  # a botocore session is not safe to share while creating
+                client = _aws_session().create_client("s3", config=config)
+        self._s3 = client
         self._missing = self._s3.exceptions.NoSuchKey
 
     def get_bytes(self, key: str) -> bytes:
@@ -131,6 +135,9 @@ class S3Store:
 
     def delete(self, key: str) -> None:
         self._s3.delete_object(Bucket=self.bucket, Key=self.prefix + key)
+
+
+_CLIENT_CREATION = threading.Lock()
 
 
 @functools.cache
