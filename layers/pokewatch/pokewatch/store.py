@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, ClassVar, Protocol
 from urllib.parse import urlparse
 
 if TYPE_CHECKING:
+    from botocore.client import BaseClient
     from botocore.session import Session as BotocoreSession
 
 
@@ -92,7 +93,7 @@ class S3Store:
     TIMEOUT_SECONDS: ClassVar[float] = 3.0
     MAX_ATTEMPTS: ClassVar[int] = 3
 
-    def __init__(self, bucket: str, prefix: str = "", client: object | None = None) -> None:
+    def __init__(self, bucket: str, prefix: str = "", client: BaseClient | None = None) -> None:
         from botocore.config import Config  # imported here so that local use never pays for it
 
         self.bucket = bucket
