@@ -20,7 +20,7 @@ from threadpoolctl import threadpool_limits
 from pokewatch.fair_price_model import VALIDATION_DAYS, FairPriceModel
 from pokewatch.features import build_features
 from pokewatch.settings import Settings
-from pokewatch.signals import Signal
+from pokewatch.signals import Signal, deviation_pct
 
 #: A date is an origin candidate when at least this share of the busiest date's cards have a
 #: price on it (skips the odd off-calendar day of a weekly history).
@@ -141,7 +141,7 @@ def add_signal(
 ) -> pd.DataFrame:
     """Add `{prefix}deviation_pct` of `market_price` from the `reference` column and the
     `{prefix}signal` of that deviation (the model's signal: reference `expected_price`)."""
-    deviation = (frame["market_price"] - frame[reference]) / frame[reference]
+    deviation = deviation_pct(frame["market_price"], frame[reference])
     frame[f"{prefix}deviation_pct"] = deviation
     frame[f"{prefix}signal"] = signals_of(
         deviation.to_numpy(), settings.buy_threshold, settings.sell_threshold

@@ -172,7 +172,7 @@ def _prediction(
     return Prediction(
         card_id=card_id,
         date=point.date,
-        market_price=market_price if market_price is not None else _cents(price),
+        market_price=market_price if market_price is not None else _cents(point.market_price),
         **_forecast_fields(point),
         deviation_pct=round(deviation, 4),
         signal=signal_of(deviation, buy_threshold, sell_threshold),

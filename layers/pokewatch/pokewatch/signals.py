@@ -9,6 +9,10 @@ the asymmetric moves a collector can act on (docs/model.md).
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 class Signal(StrEnum):
@@ -19,8 +23,9 @@ class Signal(StrEnum):
     SELL = "SELL"
 
 
-def deviation_pct(market_price: float, reference_price: float) -> float:
-    """How far a price is above (+) or below (−) the reference price, as a fraction of it."""
+def deviation_pct[P: (float, pd.Series)](market_price: P, reference_price: P) -> P:
+    """How far a price is above (+) or below (−) the reference price, as a fraction of it: of
+    one price (the API) or of a column of them (the backtest and the report)."""
     return (market_price - reference_price) / reference_price
 
 
