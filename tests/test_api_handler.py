@@ -487,14 +487,44 @@ def test_the_cold_start_preload_is_waited_for_not_repeated(store: LocalStore) ->
             reads.append((threading.current_thread().name, key))
             return store.get_bytes(key)
 
-    loader = ModelLoader(SlowStore, ttl_seconds=60)  # type: ignore[arg-type]
+    opened_in: list[str] = []
+
+    def open_slow_store() -> SlowStore:
+        opened_in.append(threading.current_thread().name)
+        return SlowStore()
+
+    loader = ModelLoader(open_slow_store, ttl_seconds=60)  # type: ignore[arg-type]
     loader.preload()
+    assert opened_in == ["MainThread"]  # the S3 client is made before the background thread
     threading.Timer(0.05, release.set).start()
     assert loader.state().table.facts.model_version == "v1"
     assert reads == [
         ("model-preload", keys.CURRENT_MODEL),
         ("model-preload", keys.model_artifact("v1", keys.SERVING_FILE)),
     ]
+    assert opened_in == ["MainThread"]
+
+
+def test_a_store_that_cannot_be_opened_at_preload_is_reported_and_retried(
+    store: LocalStore,
+) -> None:
+    attempts: list[str] = []
+
+    def flaky_open() -> LocalStore:
+        attempts.append(threading.current_thread().name)
+        if len(attempts) < 3:
+            raise OSError("no route to the store")
+        return store
+
+    now = [0.0]
+    loader = ModelLoader(flaky_open, ttl_seconds=60, clock=lambda: now[0], retry_seconds=5)
+    loader.preload().join(timeout=10)
+    assert attempts == ["MainThread", "model-preload"]
+    with pytest.raises(ModelUnavailable, match="model store error: OSError: no route to the store"):
+        loader.state()
+    now[0] += 5
+    assert loader.state().table.facts.model_version == "v1"
+    assert attempts == ["MainThread", "model-preload", "MainThread"]
 
 
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")  # on purpose

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import math
+import struct
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 from api_fixtures import card_id_of, serving_bytes
@@ -27,12 +31,13 @@ def test_round_trip_keeps_every_column() -> None:
 def test_format_1_is_read_with_the_fair_price_standing_in_for_the_expected_price() -> None:
     data = serving_bytes(n_cards=3, n_days=5)
     old = ServingTable.from_bytes(_as_format_1(data))
-    for card in old.cards:
-        assert [p.expected_price for p in old.history(card.card_id)] == [
-            p.fair_price for p in old.history(card.card_id)
+    assert old.card_count == 3
+    for card_id in old.listing_ids:
+        assert [p.expected_price for p in old.history(card_id)] == [
+            p.fair_price for p in old.history(card_id)
         ]
-        assert [p.market_price for p in old.history(card.card_id)] == [
-            p.market_price for p in ServingTable.from_bytes(data).history(card.card_id)
+        assert [p.market_price for p in old.history(card_id)] == [
+            p.market_price for p in ServingTable.from_bytes(data).history(card_id)
         ]
 
 
@@ -61,4 +66,42 @@ def test_the_writer_refuses_prices_the_api_would_divide_by(column: str, bad: flo
     columns = {name: list(table._columns[name]) for name in COLUMNS}
     columns[column][1] = bad
     with pytest.raises(ValueError, match=column):
-        serving_file_bytes(table.facts, table.cards, [3, 3], columns)
+        serving_file_bytes(table.facts, [table.card(i) for i in table.listing_ids], [3, 3], columns)
+
+
+def _with_header(data: bytes, change: Callable[[dict[str, Any]], None]) -> bytes:
+    """`data` with its JSON header changed by `change`."""
+    (length,) = struct.unpack_from("<I", data, len(MAGIC))
+    start = len(MAGIC) + 4
+    header = json.loads(data[start : start + length])
+    change(header)
+    new = json.dumps(header).encode()
+    return MAGIC + struct.pack("<I", len(new)) + new + data[start + length :]
+
+
+def test_cards_are_looked_up_by_id_and_listed_in_id_order() -> None:
+    table = ServingTable.from_bytes(serving_bytes(n_cards=12, n_days=2))
+    assert table.card_count == 12
+    assert table.listing_ids == sorted(card_id_of(i) for i in range(12))
+    assert card_id_of(3) in table and "nope" not in table
+    assert table.card(card_id_of(3)).card_id == card_id_of(3)
+    with pytest.raises(KeyError):
+        table.card("nope")
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda h: h["cards"][1].__setitem__(2, 7), r"header is invalid.*cards\.1\.2"),
+        (lambda h: h["cards"][0].pop(), r"header is invalid.*cards\.0"),
+        (lambda h: h.pop("model"), r"header is invalid.*model"),
+        (lambda h: h["card_fields"].reverse(), "cards have the fields"),
+        (lambda h: h["offsets"].__setitem__(1, 0), "card without rows"),
+    ],
+)
+def test_a_broken_header_is_refused_with_its_reason(
+    change: Callable[[dict[str, Any]], None], message: str
+) -> None:
+    data = _with_header(serving_bytes(n_cards=3, n_days=2), change)
+    with pytest.raises(ServingFormatError, match=message):
+        ServingTable.from_bytes(data)

@@ -19,6 +19,25 @@ _PAUSE_GC = os.environ.get("AWS_EXECUTION_ENV", "").startswith("AWS_Lambda_")
 if _PAUSE_GC:
     gc.disable()
 
+from pokewatch.model_loader import ModelLoader, ModelUnavailable
+from pokewatch.settings import get_settings
+from pokewatch.store import open_store
+
+
+def _resume_gc() -> None:
+    """Resume the collection paused above, leaving out what the cold start created: it stays as
+    long as the environment, and walking it would cost every collection."""
+    gc.freeze()
+    gc.enable()
+
+
+# The model is fetched before the imports below, so that its network reads overlap with them: the
+# first request waits for the reads only if they take longer. The S3 client is made here, in this
+# thread (see `ModelLoader.preload`).
+settings = get_settings()
+loader = ModelLoader(lambda: open_store(settings.store), settings.model_ttl_seconds)
+loader.preload(then=_resume_gc if _PAUSE_GC else None)
+
 import functools
 import threading
 import time
@@ -52,30 +71,16 @@ from pokewatch.api_schemas import (
     PredictRequest,
     parse_json_body,
 )
-from pokewatch.model_loader import ModelLoader, ModelUnavailable
 from pokewatch.observability import make_tracer
 from pokewatch.observations import CardId
 from pokewatch.serving import ServingTable
-from pokewatch.settings import get_settings
-from pokewatch.store import open_store
+from pokewatch.validation import problems
 
-settings = get_settings()
 logger = Logger(service="pokewatch-api")
 tracer = make_tracer("pokewatch-api")
 metrics = Metrics(namespace="PokeWatch", service="pokewatch-api")
 app = APIGatewayRestResolver(enable_validation=True, json_body_deserializer=parse_json_body)
-loader = ModelLoader(lambda: open_store(settings.store), settings.model_ttl_seconds)
 copy_config_to_registered_loggers(source_logger=logger, include={"pokewatch"})
-
-
-def _resume_gc() -> None:
-    """Resume the collection paused at the top of this module, leaving out what the cold start
-    created: it stays as long as the environment, and walking it would cost every collection."""
-    gc.freeze()
-    gc.enable()
-
-
-loader.preload(then=_resume_gc if _PAUSE_GC else None)
 
 #: Lambda runs one invocation at a time per environment, and Powertools keeps the current
 #: request, log keys and metrics in globals; a threaded host (`pokewatch serve`) must do the same.
@@ -121,8 +126,8 @@ def _table() -> ServingTable:
 @app.exception_handler(RequestValidationError)
 def _invalid_request(exc: RequestValidationError) -> Response:
     details = [ErrorDetail(field=_field_name(e), problem=_problem(e)) for e in exc.errors()]
-    problems = "; ".join(f"{d.field}: {d.problem}" for d in details)
-    return _error(422, "invalid_request", f"invalid request: {problems}", details)
+    summary = "; ".join(f"{d.field}: {d.problem}" for d in details)
+    return _error(422, "invalid_request", f"invalid request: {summary}", details)
 
 
 def _field_name(error: dict[str, Any]) -> str:
@@ -217,7 +222,7 @@ def health() -> Response[Health]:
         model_version=facts.model_version,
         trained_at=facts.trained_at,
         data_as_of=facts.data_as_of,
-        cards=len(state.table.cards),
+        cards=state.table.card_count,
         detail=state.problem,
     )
     return Response(200, "application/json", body)
@@ -302,11 +307,12 @@ def _batch_item(table: ServingTable, index: int, item: Any) -> Prediction | Item
         request = PredictRequest.model_validate(item)
         return prediction.predict(table, request, settings.buy_threshold, settings.sell_threshold)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or 'item'}: {e['msg']}" for e in exc.errors()
-        )
         return ItemError(
-            index=index, status=422, error="invalid_request", message=problems, card_id=card_id
+            index=index,
+            status=422,
+            error="invalid_request",
+            message=problems(exc, whole="item"),
+            card_id=card_id,
         )
     except prediction.NotFound as exc:
         return ItemError(

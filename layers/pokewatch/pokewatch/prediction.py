@@ -43,7 +43,7 @@ def predict(
     table: ServingTable, request: PredictRequest, buy_threshold: float, sell_threshold: float
 ) -> Prediction:
     """The prediction of a card at its latest row on or before `request.date`."""
-    if table.card(request.card_id) is None:
+    if request.card_id not in table:
         raise UnknownCard(f"unknown card_id {request.card_id!r}")
     point = table.point_on_or_before(request.card_id, request.date)
     if point is None:
@@ -61,9 +61,9 @@ def card_detail(
     table: ServingTable, card_id: str, buy_threshold: float, sell_threshold: float
 ) -> CardDetail:
     """One card with its recent history and its latest prediction."""
-    card = table.card(card_id)
-    if card is None:
+    if card_id not in table:
         raise UnknownCard(f"unknown card_id {card_id!r}")
+    card = table.card(card_id)
     history = table.history(card_id, DETAIL_HISTORY_ROWS)
     latest = history[-1]
     return CardDetail(
@@ -88,27 +88,25 @@ def list_cards(
     consistent when a newly promoted model adds or drops cards between two pages."""
     after = decode_cursor(cursor) if cursor else None
     if set_id is None and query is None:
-        matches = table.listing
         ids = table.listing_ids
     else:
         wanted_set = set_id.casefold() if set_id is not None else None
         needle = query.casefold() if query is not None else None
-        matches = [
-            card
-            for card, (set_key, set_name, name, card_key) in zip(
-                table.listing, table.search_keys, strict=True
+        ids = [
+            card_id
+            for card_id, (set_key, set_name, name, card_key) in zip(
+                table.listing_ids, table.search_keys, strict=True
             )
             if (wanted_set is None or wanted_set in (set_key, set_name))
             and (needle is None or needle in name or needle in card_key)
         ]
-        ids = [card.card_id for card in matches]
     start = bisect.bisect_right(ids, after) if after is not None else 0
-    page = matches[start : start + limit]
-    more = start + len(page) < len(matches)
+    page = ids[start : start + limit]
+    more = start + len(page) < len(ids)
     return CardPage(
-        items=[_summary(card, table.latest(card.card_id)) for card in page],
-        next_cursor=encode_cursor(page[-1].card_id) if more else None,
-        total=len(matches),
+        items=[_summary(table.card(card_id), table.latest(card_id)) for card_id in page],
+        next_cursor=encode_cursor(page[-1]) if more else None,
+        total=len(ids),
     )
 
 

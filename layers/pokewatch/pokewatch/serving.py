@@ -1,17 +1,17 @@
 """The serving table: what the prediction API needs, nothing more, in a compact binary file.
 
 Layout of `models/<version>/serving.bin`: the magic line, a little-endian u32 header length, a
-JSON header (model facts and one entry per card with the offset and count of its rows), then six
-column arrays over all rows sorted by card and date: day ordinals (int32) and market price, fair
-price, low, high and expected price (float32). Loading is a JSON parse of the header and six
-`frombytes`, so the API's cold start does not pay for pandas, numpy or a per-row parse.
+JSON header (`ServingHeader`: model facts, one row of attributes per card, each card's offset
+into the rows), then six column arrays over all rows sorted by card and date: day ordinals
+(int32) and market price, fair price, low, high and expected price (float32). Loading is one
+validated parse of the header and six `frombytes`, so the API's cold start does not pay for
+pandas, numpy or a per-row parse.
 """
 
 from __future__ import annotations
 
 import bisect
 import datetime as dt
-import json
 import math
 import struct
 from array import array
@@ -20,7 +20,9 @@ from dataclasses import dataclass
 from functools import cached_property
 from itertools import pairwise
 
-from pydantic import BaseModel, TypeAdapter
+from pydantic import BaseModel, ValidationError
+
+from pokewatch.validation import problems
 
 MAGIC = b"PKWSERVING2\n"
 #: The column arrays of a serving file, in file order.
@@ -59,8 +61,22 @@ class CardInfo(BaseModel):
     variant: str
 
 
-#: Validates every card of a header in one call (half the time of one model per card).
-_CARDS = TypeAdapter(list[CardInfo])
+#: The attributes of a card in the order of `CardInfo`'s fields, as the header lists them.
+CARD_FIELDS = tuple(CardInfo.model_fields)
+#: One card of the header: its `CARD_FIELDS` values (card_id first). Rows rather than objects: the
+#: whole header is then validated in one call, and a card becomes a `CardInfo` when it is asked for.
+CardRow = tuple[str, str, str, str, str, str]
+
+
+class ServingHeader(BaseModel):
+    """The JSON header of a serving file."""
+
+    model: ModelFacts
+    card_fields: list[str]
+    cards: list[CardRow]
+    #: Where each card's rows start, and the number of rows at the end.
+    offsets: list[int]
+    rows: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,25 +98,31 @@ class ServingTable:
     def __init__(
         self,
         facts: ModelFacts,
-        cards: list[CardInfo],
+        cards: list[CardRow],
         offsets: list[int],
         columns: dict[str, array],
     ) -> None:
         self.facts = facts
-        self.cards = cards
+        self._cards = cards
         self._offsets = offsets
         self._columns = columns
-        self._index = {card.card_id: i for i, card in enumerate(cards)}
-        #: Cards in card id order: listings page through them with the last id as the cursor.
-        self.listing = sorted(cards, key=lambda card: card.card_id)
-        self.listing_ids = [card.card_id for card in self.listing]
+        self._index = {card[0]: i for i, card in enumerate(cards)}
+        #: Card ids in order: listings page through them with the last id as the cursor.
+        self.listing_ids = sorted(self._index)
+
+    @property
+    def card_count(self) -> int:
+        """How many cards the table serves."""
+        return len(self._cards)
 
     @cached_property
     def search_keys(self) -> list[tuple[str, str, str, str]]:
-        """Case-folded (set id, set name, name, card id) per card of `listing`, for filters."""
+        """Case-folded (set id, set name, name, card id) per card of `listing_ids`, for filters
+        (made on the first filtered listing, not at every cold start)."""
+        cards = [self._card_info(self._index[card_id]) for card_id in self.listing_ids]
         return [
             (c.set_id.casefold(), c.set_name.casefold(), c.name.casefold(), c.card_id.casefold())
-            for c in self.listing
+            for c in cards
         ]
 
     # --- reading ----------------------------------------------------------------------------
@@ -119,16 +141,15 @@ class ServingTable:
         (header_len,) = struct.unpack_from("<I", data, len(MAGIC))
         start = len(MAGIC) + 4
         try:
-            header = json.loads(data[start : start + header_len])
-            facts = ModelFacts.model_validate(header["model"])
-            fields = header["card_fields"]
-            cards = _CARDS.validate_python(
-                [dict(zip(fields, row, strict=True)) for row in header["cards"]]
+            header = ServingHeader.model_validate_json(data[start : start + header_len])
+        except ValidationError as exc:
+            reason = problems(exc, whole="header")
+            raise ServingFormatError(f"serving file header is invalid: {reason}") from None
+        if tuple(header.card_fields) != CARD_FIELDS:
+            raise ServingFormatError(
+                f"serving file cards have the fields {header.card_fields}, not {list(CARD_FIELDS)}"
             )
-            offsets = header["offsets"]
-            n_rows = header["rows"]
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ServingFormatError(f"serving file header is invalid: {exc}") from exc
+        cards, offsets, n_rows = header.cards, header.offsets, header.rows
         if len(offsets) != len(cards) + 1 or offsets[0] != 0 or offsets[-1] != n_rows:
             raise ServingFormatError("serving file offsets do not match its rows")
         if any(lo >= hi for lo, hi in pairwise(offsets)):
@@ -145,12 +166,18 @@ class ServingTable:
                 columns[name] = column
                 position += size
         columns.setdefault("expected", columns["fair"])
-        return cls(facts, cards, offsets, columns)
+        return cls(header.model, cards, offsets, columns)
 
-    def card(self, card_id: str) -> CardInfo | None:
-        """The card with this id, or None."""
-        i = self._index.get(card_id)
-        return None if i is None else self.cards[i]
+    def __contains__(self, card_id: object) -> bool:
+        return card_id in self._index
+
+    def card(self, card_id: str) -> CardInfo:
+        """The card with this id (KeyError if the table has none)."""
+        return self._card_info(self._index[card_id])
+
+    def _card_info(self, i: int) -> CardInfo:
+        # The header was validated as a whole when the file was read.
+        return CardInfo.model_construct(**dict(zip(CARD_FIELDS, self._cards[i], strict=True)))
 
     def history(self, card_id: str, limit: int | None = None) -> list[PricePoint]:
         """The card's served rows, oldest first (the last `limit` of them)."""
@@ -203,15 +230,14 @@ def serving_file_bytes(
     offsets = [0]
     for n in counts:
         offsets.append(offsets[-1] + n)
-    fields = list(CardInfo.model_fields)
-    header = {
-        "model": facts.model_dump(mode="json"),
-        "card_fields": fields,
-        "cards": [[getattr(card, f) for f in fields] for card in cards],
-        "offsets": offsets,
-        "rows": offsets[-1],
-    }
-    header_bytes = json.dumps(header, separators=(",", ":")).encode()
+    header = ServingHeader(
+        model=facts,
+        card_fields=list(CARD_FIELDS),
+        cards=[tuple(getattr(card, f) for f in CARD_FIELDS) for card in cards],
+        offsets=offsets,
+        rows=offsets[-1],
+    )
+    header_bytes = header.model_dump_json().encode()
     parts = [MAGIC, struct.pack("<I", len(header_bytes)), header_bytes]
     for name in COLUMNS:
         column = _as_array(_TYPECODES[name], columns[name])

@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from pokewatch.observations import HISTORY_COLUMNS, PriceObservation, set_id_of
 from pokewatch.sources.base import SourceError, normalise_history
 from pokewatch.sources.variants import VARIANT_SUFFIX
+from pokewatch.validation import problems
 
 logger = logging.getLogger(__name__)
 
@@ -207,9 +208,7 @@ def _explain(record: dict[str, str], fallback: str) -> str:
     try:
         PriceObservation.model_validate(fields)
     except ValidationError as e:
-        return "; ".join(
-            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in e.errors()
-        )
+        return problems(e)
     return fallback
 
 
