@@ -71,8 +71,8 @@ from pokewatch.api_schemas import (
     PredictRequest,
     parse_json_body,
 )
+from pokewatch.card_ids import CardId
 from pokewatch.observability import make_tracer
-from pokewatch.observations import CardId
 from pokewatch.serving import ServingTable
 from pokewatch.validation import problems
 

@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, field_validator
 
-from pokewatch.observations import CardId
+from pokewatch.card_ids import CardId
 from pokewatch.serving import CardInfo
 from pokewatch.signals import Signal
 

@@ -4,13 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-CardId = Annotated[
-    str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._\-]*$")
-]
+from pokewatch.card_ids import CardId
 
 
 class Card(BaseModel):
@@ -57,8 +54,3 @@ TEXT_COLUMNS: tuple[str, ...] = (
     "rarity",
     "variant",
 )
-
-
-def set_id_of(card_id: str) -> str:
-    """The set of a pokemontcg.io card id (`sv3pt5-25_holofoil` → `sv3pt5`)."""
-    return card_id.split("-", 1)[0] if "-" in card_id else "unknown"

@@ -20,7 +20,8 @@ from pathlib import Path
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from pokewatch.observations import HISTORY_COLUMNS, PriceObservation, set_id_of
+from pokewatch.card_ids import CARD_ID_MAX_LENGTH, CARD_ID_PATTERN, set_id_of
+from pokewatch.observations import HISTORY_COLUMNS, PriceObservation
 from pokewatch.sources.base import SourceError, normalise_history
 from pokewatch.sources.variants import VARIANT_SUFFIX
 from pokewatch.validation import problems
@@ -34,9 +35,8 @@ OPTIONAL_NUMBERS: dict[str, bool] = {"low_price": False, "high_price": False, "v
 #: How many bad lines the error of a rejected file quotes.
 QUOTED_BAD_LINES = 5
 
-# The same rule as `observations.CardId`, applied to a whole column at once.
-_CARD_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._\-]*")
-_CARD_ID_MAX_LENGTH = 128
+# The rule of `CardId`, applied to a whole column at once.
+_CARD_ID = re.compile(CARD_ID_PATTERN)
 _ISO_DATE = "%Y-%m-%d"
 
 #: Marks the rows of a mask as bad for a reason (see `_parse_columns`).
@@ -146,7 +146,7 @@ def _parse_columns(raw: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series]:
     flag(card_id == "", "missing card_id")
     flag(
         (card_id != "")
-        & (~card_id.str.fullmatch(_CARD_ID) | (card_id.str.len() > _CARD_ID_MAX_LENGTH)),
+        & (~card_id.str.fullmatch(_CARD_ID) | (card_id.str.len() > CARD_ID_MAX_LENGTH)),
         "invalid card_id",
     )
     out["card_id"] = card_id
