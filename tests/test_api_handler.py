@@ -413,6 +413,23 @@ def test_swagger_ui_is_served(api: ModuleType) -> None:
     assert "swagger-ui" in response["body"]
 
 
+@pytest.mark.parametrize(
+    ("stage", "path", "server"),
+    [
+        ("prod", "/prod/swagger", "/prod"),  # the stage URL of API Gateway
+        ("prod", "/swagger", "/"),  # a custom domain
+        ("$default", "/swagger", "/"),
+    ],
+)
+def test_swagger_calls_the_api_where_the_page_was_served(
+    api: ModuleType, stage: str, path: str, server: str
+) -> None:
+    event = api_event("GET", "/swagger", query={"format": "json"})
+    event["requestContext"].update(stage=stage, path=path)
+    response = api.lambda_handler(event, LambdaContext())
+    assert json.loads(response["body"])["servers"] == [{"url": server}]
+
+
 # --- model loading -------------------------------------------------------------------------------
 def test_a_newly_promoted_model_is_served_within_the_ttl(
     api: ModuleType, store: LocalStore

@@ -332,11 +332,21 @@ def openapi_spec() -> Response[str]:
 @app.get("/swagger", include_in_schema=False)
 def swagger() -> Response[str]:
     """The Swagger UI of this API; `?format=json` is the document it shows."""
-    # The document names the stage as its server, so that "Try it out" calls this API.
-    server = app._get_base_path() or "/"
+    server = _stage_path() or "/"
     if (app.current_event.query_string_parameters or {}).get("format") == "json":
         return Response(200, "application/json", _swagger_spec(server))
     return Response(200, "text/html", _swagger_page(server))
+
+
+def _stage_path() -> str:
+    """`/<stage>` when the request came through API Gateway's stage URL, so that the Swagger
+    page's "Try it out" calls this API; empty under a custom domain (no stage in the path) or
+    `sam local` (which sends a stage but does not use it in the path)."""
+    context = app.current_event.request_context
+    stage = context.stage
+    if stage and stage != "$default" and context.path.startswith(f"/{stage}"):
+        return f"/{stage}"
+    return ""
 
 
 @functools.cache
