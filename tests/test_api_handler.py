@@ -10,8 +10,10 @@ import logging
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import pytest
 from api_fixtures import (
@@ -33,7 +35,7 @@ from api_fixtures import (
 )
 from openapi_spec_validator import validate
 
-from pokewatch import keys, registry
+from pokewatch import keys, observability, registry
 from pokewatch.model_loader import ModelLoader, ModelUnavailable
 from pokewatch.store import LocalStore, open_store
 
@@ -418,6 +420,7 @@ def test_swagger_ui_is_served(api: ModuleType) -> None:
     [
         ("prod", "/prod/swagger", "/prod"),  # the stage URL of API Gateway
         ("prod", "/swagger", "/"),  # a custom domain
+        ("prod", "/pokewatch/swagger", "/pokewatch"),  # a custom domain's base path mapping
         ("$default", "/swagger", "/"),
     ],
 )
@@ -601,6 +604,43 @@ def test_a_lambda_cold_start_pauses_garbage_collection_until_the_model_is_loaded
         gc.enable()
 
 
+def test_collection_resumes_only_once_the_handler_module_is_initialised(
+    store: LocalStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The model is read during the module's imports: a fast read must not resume collection
+    while the rest of the module still creates its long-lived objects."""
+    quiet_environment(monkeypatch)
+    monkeypatch.setenv("AWS_EXECUTION_ENV", "AWS_Lambda_python3.13")
+    loaded = threading.Event()
+    original_refresh = ModelLoader._refresh_if_due
+    original_make_tracer = observability.make_tracer
+    enabled_mid_import: list[bool] = []
+
+    def refresh_and_signal(self: ModelLoader) -> None:
+        original_refresh(self)
+        if threading.current_thread().name == "model-preload":
+            loaded.set()
+
+    def probing_make_tracer(service: str) -> Any:
+        # Called by the module after its imports, before its routes.
+        assert loaded.wait(timeout=10)
+        time.sleep(0.05)  # time for the preload thread to go on after the load
+        enabled_mid_import.append(gc.isenabled())
+        return original_make_tracer(service)
+
+    monkeypatch.setattr(ModelLoader, "_refresh_if_due", refresh_and_signal)
+    monkeypatch.setattr(observability, "make_tracer", probing_make_tracer)
+    try:
+        load_handler(store.uri)
+        _join_preloads()
+        assert enabled_mid_import == [False]
+        assert gc.isenabled() and gc.get_freeze_count() > 0
+    finally:
+        _join_preloads()
+        gc.unfreeze()
+        gc.enable()
+
+
 def _join_preloads() -> None:
     for thread in threading.enumerate():
         if thread.name == "model-preload":
@@ -658,6 +698,26 @@ def test_logs_are_json_with_the_request_id_as_correlation_id(
     assert (failed["status"], failed["error"]) == (404, "not_found")
     loaded = next(line for line in lines if "loaded" in line["message"])
     assert loaded["correlation_id"] == event["requestContext"]["requestId"]
+
+
+def test_the_cold_start_load_logs_through_the_powertools_logger(
+    store: LocalStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The preload starts before most of the module: its log lines must already go out as JSON."""
+    quiet_environment(monkeypatch)
+    monkeypatch.setattr(logging.getLogger("pokewatch"), "handlers", [])  # as in a new process
+    handlers_at_load: list[list[logging.Handler]] = []
+    original_refresh = ModelLoader._refresh_if_due
+
+    def recording_refresh(self: ModelLoader) -> None:
+        if threading.current_thread().name == "model-preload":
+            handlers_at_load.append(list(logging.getLogger("pokewatch").handlers))
+        original_refresh(self)
+
+    monkeypatch.setattr(ModelLoader, "_refresh_if_due", recording_refresh)
+    api = load_handler(store.uri)
+    _join_preloads()
+    assert handlers_at_load == [[api.logger.registered_handler]]
 
 
 def test_concurrent_invocations_each_get_their_own_answer(api: ModuleType) -> None:

@@ -128,6 +128,8 @@ def test_every_route_answers_over_http(client: Client) -> None:
     assert spec.status == 200 and "/predict/batch" in spec.body["paths"]
     swagger = client.request("GET", "/swagger")
     assert swagger.status == 200 and "swagger-ui" in swagger.body
+    # "Try it out" on the page calls the routes where this server serves them: at the root.
+    assert client.request("GET", "/swagger?format=json").body["servers"] == [{"url": "/"}]
     assert health.headers["content-type"] == "application/json"
 
 

@@ -9,15 +9,21 @@ from __future__ import annotations
 
 import gc
 import os
+import threading
 
 # A Lambda cold start creates ~120,000 objects that live as long as the environment (modules,
 # classes, validation schemas); the cyclic collector's passes over them cost ~40 ms of it (~10% of
-# the first answer). Collection is paused until the model is loaded, and resumes with those objects
-# frozen out of it (`_resume_gc`). Only in Lambda: a process that loads this module many
-# times (the tests) must not freeze its own garbage.
+# the first answer). Collection is paused until the model is loaded and this module initialised,
+# and resumes with those objects frozen out of it (`_resume_gc`). Only in Lambda: a process that
+# loads this module many times (the tests) must not freeze its own garbage.
 _PAUSE_GC = os.environ.get("AWS_EXECUTION_ENV", "").startswith("AWS_Lambda_")
 if _PAUSE_GC:
     gc.disable()
+#: Set on the last line of this module.
+_initialised = threading.Event()
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
 
 from pokewatch.model_loader import ModelLoader, ModelUnavailable
 from pokewatch.settings import get_settings
@@ -25,25 +31,27 @@ from pokewatch.store import open_store
 
 
 def _resume_gc() -> None:
-    """Resume the collection paused above, leaving out what the cold start created: it stays as
-    long as the environment, and walking it would cost every collection."""
+    """Resume the collection paused above once this module is initialised, leaving out what the
+    cold start created: it stays as long as the environment, and walking it would cost every
+    collection. Runs in the preload thread after the model is loaded."""
+    _initialised.wait()
     gc.freeze()
     gc.enable()
 
 
 # The model is fetched before the imports below, so that its network reads overlap with them: the
 # first request waits for the reads only if they take longer. The S3 client is made here, in this
-# thread (see `ModelLoader.preload`).
+# thread (see `ModelLoader.preload`), and the logs are set up first, for the loader's own lines.
 settings = get_settings()
+logger = Logger(service="pokewatch-api")
+copy_config_to_registered_loggers(source_logger=logger, include={"pokewatch"})
 loader = ModelLoader(lambda: open_store(settings.store), settings.model_ttl_seconds)
 loader.preload(then=_resume_gc if _PAUSE_GC else None)
 
 import functools
-import threading
 import time
 from typing import Annotated, Any
 
-from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.openapi.exceptions import (
     RequestUnsupportedContentType,
@@ -51,7 +59,6 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import (
 )
 from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 from aws_lambda_powertools.logging import correlation_paths
-from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import ValidationError
@@ -76,11 +83,9 @@ from pokewatch.observability import make_tracer
 from pokewatch.serving import ServingTable
 from pokewatch.validation import problems
 
-logger = Logger(service="pokewatch-api")
 tracer = make_tracer("pokewatch-api")
 metrics = Metrics(namespace="PokeWatch", service="pokewatch-api")
 app = APIGatewayRestResolver(enable_validation=True, json_body_deserializer=parse_json_body)
-copy_config_to_registered_loggers(source_logger=logger, include={"pokewatch"})
 
 #: Lambda runs one invocation at a time per environment, and Powertools keeps the current
 #: request, log keys and metrics in globals; a threaded host (`pokewatch serve`) must do the same.
@@ -339,14 +344,13 @@ def swagger() -> Response[str]:
 
 
 def _stage_path() -> str:
-    """`/<stage>` when the request came through API Gateway's stage URL, so that the Swagger
-    page's "Try it out" calls this API; empty under a custom domain (no stage in the path) or
-    `sam local` (which sends a stage but does not use it in the path)."""
-    context = app.current_event.request_context
-    stage = context.stage
-    if stage and stage != "$default" and context.path.startswith(f"/{stage}"):
-        return f"/{stage}"
-    return ""
+    """What comes before this API's routes in the URL the request came to, so that the Swagger
+    page's "Try it out" calls this API: `/<stage>` through API Gateway's stage URL, the base path
+    under a custom domain that has one, empty when the routes are at the root (`sam local`,
+    `pokewatch serve`)."""
+    event = app.current_event
+    full_path = event.request_context.path or ""
+    return full_path.removesuffix(event.path) if full_path.endswith(event.path) else ""
 
 
 @functools.cache
@@ -434,3 +438,6 @@ def lambda_handler(event: dict, context: LambdaContext) -> dict:
             # With POWERTOOLS_METRICS_DISABLED (local runs) Powertools keeps every metric and
             # prints them once 100 have piled up; nothing is left after a normal flush.
             metrics.clear_metrics()
+
+
+_initialised.set()

@@ -65,7 +65,7 @@ def proxy_event(
         "requestContext": {
             "resourcePath": route.path,
             "httpMethod": method,
-            "path": f"/{STAGE}{path}",
+            "path": path,  # served at the root, as under a custom domain
             "stage": STAGE,
             "requestId": str(uuid.uuid4()),
             "requestTime": now.strftime("%d/%b/%Y:%H:%M:%S +0000"),
