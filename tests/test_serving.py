@@ -6,12 +6,20 @@ import json
 import math
 import struct
 from collections.abc import Callable
-from typing import Any
+from typing import Any, get_args
 
 import pytest
 from api_fixtures import card_id_of, serving_bytes
 
-from pokewatch.serving import COLUMNS, MAGIC, ServingFormatError, ServingTable, serving_file_bytes
+from pokewatch.serving import (
+    CARD_FIELDS,
+    COLUMNS,
+    MAGIC,
+    CardRow,
+    ServingFormatError,
+    ServingTable,
+    serving_file_bytes,
+)
 
 
 def _as_format_1(data: bytes) -> bytes:
@@ -96,6 +104,7 @@ def test_cards_are_looked_up_by_id_and_listed_in_id_order() -> None:
         (lambda h: h["cards"][0].pop(), r"header is invalid.*cards\.0"),
         (lambda h: h.pop("model"), r"header is invalid.*model"),
         (lambda h: h["card_fields"].reverse(), "cards have the fields"),
+        (lambda h: h["cards"][2].__setitem__(0, h["cards"][0][0]), "lists card .* more than once"),
         (lambda h: h["offsets"].__setitem__(1, 0), "card without rows"),
     ],
 )
@@ -105,3 +114,29 @@ def test_a_broken_header_is_refused_with_its_reason(
     data = _with_header(serving_bytes(n_cards=3, n_days=2), change)
     with pytest.raises(ServingFormatError, match=message):
         ServingTable.from_bytes(data)
+
+
+def test_cards_of_another_shape_fail_with_a_bounded_message() -> None:
+    def add_a_field(header: dict[str, Any]) -> None:
+        for card in header["cards"]:
+            card.append("extra")
+        header["card_fields"].append("extra")
+
+    data = _with_header(serving_bytes(n_cards=12, n_days=2), add_a_field)
+    with pytest.raises(ServingFormatError) as failed:
+        ServingTable.from_bytes(data)
+    message = str(failed.value)
+    assert message.startswith("serving file header is invalid: card_fields: Value error, cards")
+    assert message.count("; cards.") == 4 and message.endswith("; and 8 more")
+
+
+def test_a_header_row_has_one_value_per_card_field() -> None:
+    assert len(get_args(CardRow)) == len(CARD_FIELDS) and "card_id" in CARD_FIELDS
+
+
+def test_the_writer_refuses_a_card_listed_twice() -> None:
+    table = ServingTable.from_bytes(serving_bytes(n_cards=2, n_days=3))
+    card = table.card(card_id_of(0))
+    columns = {name: list(table._columns[name]) for name in COLUMNS}
+    with pytest.raises(ValueError, match="listed more than once"):
+        serving_file_bytes(table.facts, [card, card], [3, 3], columns)

@@ -10,7 +10,6 @@ the store is asked again after `retry_seconds` (short: a first model may appear 
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import threading
 import time
@@ -70,8 +69,11 @@ class ModelLoader:
         slows both down (they take turns on the GIL and on import locks; measured 1.9× the cold
         start floor against 1.45×). If it fails, the background load tries again and says why.
         `then` runs in that thread once the load is over, whether it succeeded or not."""
-        with contextlib.suppress(Exception):
+        # Without the lock: no other thread uses this loader before the one started below.
+        try:
             self._open_store()
+        except Exception as exc:  # the load reports it, with the state it leaves
+            log.debug("store not opened before the preload: %s", exc)
 
         def load() -> None:
             try:

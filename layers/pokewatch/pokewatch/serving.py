@@ -15,12 +15,13 @@ import datetime as dt
 import math
 import struct
 from array import array
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from itertools import pairwise
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ValidationError, field_validator
 
 from pokewatch.validation import problems
 
@@ -63,9 +64,12 @@ class CardInfo(BaseModel):
 
 #: The attributes of a card in the order of `CardInfo`'s fields, as the header lists them.
 CARD_FIELDS = tuple(CardInfo.model_fields)
-#: One card of the header: its `CARD_FIELDS` values (card_id first). Rows rather than objects: the
-#: whole header is then validated in one call, and a card becomes a `CardInfo` when it is asked for.
+#: One card of the header: its `CARD_FIELDS` values. Rows rather than objects: the whole header is
+#: then validated in one call, and a card becomes a `CardInfo` when it is asked for.
 CardRow = tuple[str, str, str, str, str, str]
+_CARD_ID = CARD_FIELDS.index("card_id")
+#: Positions in a `CardRow` of what a listing filters on (`ServingTable.search_keys`).
+_SEARCHED = tuple(CARD_FIELDS.index(f) for f in ("set_id", "set_name", "name", "card_id"))
 
 
 class ServingHeader(BaseModel):
@@ -77,6 +81,14 @@ class ServingHeader(BaseModel):
     #: Where each card's rows start, and the number of rows at the end.
     offsets: list[int]
     rows: int
+
+    @field_validator("card_fields")
+    @classmethod
+    def _are_this_codes_fields(cls, fields: list[str]) -> list[str]:
+        # Declared before `cards`, so that this is the first error named when the cards fail too.
+        if fields != list(CARD_FIELDS):
+            raise ValueError(f"cards have the fields {fields}, not {list(CARD_FIELDS)}")
+        return fields
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,7 +118,7 @@ class ServingTable:
         self._cards = cards
         self._offsets = offsets
         self._columns = columns
-        self._index = {card[0]: i for i, card in enumerate(cards)}
+        self._index = {card[_CARD_ID]: i for i, card in enumerate(cards)}
         #: Card ids in order: listings page through them with the last id as the cursor.
         self.listing_ids = sorted(self._index)
 
@@ -116,14 +128,11 @@ class ServingTable:
         return len(self._cards)
 
     @cached_property
-    def search_keys(self) -> list[tuple[str, str, str, str]]:
+    def search_keys(self) -> list[tuple[str, ...]]:
         """Case-folded (set id, set name, name, card id) per card of `listing_ids`, for filters
         (made on the first filtered listing, not at every cold start)."""
-        cards = [self._card_info(self._index[card_id]) for card_id in self.listing_ids]
-        return [
-            (c.set_id.casefold(), c.set_name.casefold(), c.name.casefold(), c.card_id.casefold())
-            for c in cards
-        ]
+        rows = (self._cards[self._index[card_id]] for card_id in self.listing_ids)
+        return [tuple(row[i].casefold() for i in _SEARCHED) for row in rows]
 
     # --- reading ----------------------------------------------------------------------------
     @classmethod
@@ -145,11 +154,10 @@ class ServingTable:
         except ValidationError as exc:
             reason = problems(exc, whole="header")
             raise ServingFormatError(f"serving file header is invalid: {reason}") from None
-        if tuple(header.card_fields) != CARD_FIELDS:
-            raise ServingFormatError(
-                f"serving file cards have the fields {header.card_fields}, not {list(CARD_FIELDS)}"
-            )
         cards, offsets, n_rows = header.cards, header.offsets, header.rows
+        repeated = _repeated([card[_CARD_ID] for card in cards])
+        if repeated:
+            raise ServingFormatError(f"serving file lists card {repeated!r} more than once")
         if len(offsets) != len(cards) + 1 or offsets[0] != 0 or offsets[-1] != n_rows:
             raise ServingFormatError("serving file offsets do not match its rows")
         if any(lo >= hi for lo, hi in pairwise(offsets)):
@@ -227,6 +235,9 @@ def serving_file_bytes(
     fair and expected prices above zero."""
     if len(counts) != len(cards) or any(n < 1 for n in counts):
         raise ValueError("every card needs at least one row")
+    repeated = _repeated([card.card_id for card in cards])
+    if repeated:
+        raise ValueError(f"card {repeated!r} is listed more than once")
     offsets = [0]
     for n in counts:
         offsets.append(offsets[-1] + n)
@@ -252,6 +263,13 @@ def serving_file_bytes(
             raise ValueError(f"column {name!r} has a price that is not above zero")
         parts.append(column.tobytes())
     return b"".join(parts)
+
+
+def _repeated(card_ids: list[str]) -> str | None:
+    """A card id that occurs more than once (each card's rows can be found by its id only)."""
+    if len(set(card_ids)) == len(card_ids):
+        return None
+    return Counter(card_ids).most_common(1)[0][0]
 
 
 def _as_array(typecode: str, values: object) -> array:

@@ -5,9 +5,13 @@ from __future__ import annotations
 from pydantic import ValidationError
 
 
-def problems(error: ValidationError, whole: str = "") -> str:
-    """`field.path: message` for each error, joined with `; ` (`whole` names an error of the
-    value as a whole, which has no field path)."""
-    return "; ".join(
-        f"{'.'.join(str(p) for p in e['loc']) or whole}: {e['msg']}" for e in error.errors()
+def problems(error: ValidationError, whole: str = "", limit: int = 5) -> str:
+    """`field.path: message` for the first `limit` errors, joined with `; ` (`whole` names an
+    error of the value as a whole, which has no field path). A large document can fail in
+    every one of its items: the message names the first and counts the rest."""
+    errors = error.errors()
+    named = "; ".join(
+        f"{'.'.join(str(p) for p in e['loc']) or whole}: {e['msg']}" for e in errors[:limit]
     )
+    more = len(errors) - limit
+    return f"{named}; and {more} more" if more > 0 else named
