@@ -50,7 +50,7 @@ loader.preload(then=_resume_gc if _PAUSE_GC else None)
 
 import functools
 import time
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.openapi.exceptions import (
@@ -83,6 +83,13 @@ from pokewatch.observability import make_tracer
 from pokewatch.serving import ServingTable
 from pokewatch.validation import problems
 
+if TYPE_CHECKING:
+    from aws_lambda_powertools.event_handler.openapi.types import (
+        OpenAPIResponse,
+        OpenAPIResponseContentModel,
+        OpenAPIResponseContentSchema,
+    )
+
 tracer = make_tracer("pokewatch-api")
 metrics = Metrics(namespace="PokeWatch", service="pokewatch-api")
 app = APIGatewayRestResolver(enable_validation=True, json_body_deserializer=parse_json_body)
@@ -90,7 +97,7 @@ app = APIGatewayRestResolver(enable_validation=True, json_body_deserializer=pars
 #: Lambda runs one invocation at a time per environment, and Powertools keeps the current
 #: request, log keys and metrics in globals; a threaded host (`pokewatch serve`) must do the same.
 _invocation = threading.Lock()
-_KEYED = [{"apiKey": []}]
+_KEYED: list[dict[str, list[str]]] = [{"apiKey": []}]
 _NOT_JSON = "the request body must be JSON, sent with Content-Type: application/json"
 _ERRORS = {
     400: "an invalid listing cursor, or a body that is not UTF-8",
@@ -102,9 +109,11 @@ _ERRORS = {
 }
 
 
-def _responses(answer: str, *errors: int) -> dict[int, dict[str, Any]]:
+def _responses(answer: str, *errors: int) -> dict[int, OpenAPIResponse]:
     """The OpenAPI responses of a route: its answer (the return annotation) and its errors."""
-    error_content = {"application/json": {"model": ErrorBody}}
+    error_content: dict[str, OpenAPIResponseContentSchema | OpenAPIResponseContentModel] = {
+        "application/json": {"model": ErrorBody}
+    }
     return {
         200: {"description": answer},
         **{status: {"description": _ERRORS[status], "content": error_content} for status in errors},
@@ -365,7 +374,10 @@ def _openapi_document(server: str) -> str:
         "forecasts) and BUY / HOLD / SELL signals on the expected price, of Pokémon cards. "
         "Every route but /health, /openapi.json and /swagger needs an API key (`x-api-key`).",
         servers=[Server(url=server)],
-        security_schemes={"apiKey": APIKey(name="x-api-key", **{"in": APIKeyIn.header})},
+        # `in` is a Python keyword: the field is given by its alias, in the data validated.
+        security_schemes={
+            "apiKey": APIKey.model_validate({"name": "x-api-key", "in": APIKeyIn.header})
+        },
     )
 
 

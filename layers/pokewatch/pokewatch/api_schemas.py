@@ -39,8 +39,10 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     obj = dict(pairs)
     if len(obj) != len(pairs):
         seen: set[str] = set()
-        duplicate = next(k for k, _ in pairs if k in seen or seen.add(k))
-        raise _Rejected(f"duplicate key {duplicate!r}")
+        for key, _ in pairs:
+            if key in seen:
+                raise _Rejected(f"duplicate key {key!r}")
+            seen.add(key)
     return obj
 
 

@@ -184,8 +184,10 @@ class ServingTable:
         return self._card_info(self._index[card_id])
 
     def _card_info(self, i: int) -> CardInfo:
-        # The header was validated as a whole when the file was read.
-        return CardInfo.model_construct(**dict(zip(CARD_FIELDS, self._cards[i], strict=True)))
+        # The header was validated as a whole when the file was read. `_fields_set` is given (its
+        # default) so that mypy does not match the card's fields to it.
+        values = dict(zip(CARD_FIELDS, self._cards[i], strict=True))
+        return CardInfo.model_construct(_fields_set=None, **values)
 
     def history(self, card_id: str, limit: int | None = None) -> list[PricePoint]:
         """The card's served rows, oldest first (the last `limit` of them)."""

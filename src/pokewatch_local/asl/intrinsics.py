@@ -19,7 +19,7 @@ import re
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NoReturn
 
 from pokewatch_local.asl.errors import RUNTIME, StatesError
 from pokewatch_local.asl.paths import PathSyntaxError, read_path, validate_path
@@ -73,7 +73,7 @@ class _Parser:
             self._fail("unexpected trailing text")
         return call
 
-    def _fail(self, message: str) -> None:
+    def _fail(self, message: str) -> NoReturn:
         raise IntrinsicSyntaxError(f"{message} at {self.position} in {self.text!r}")
 
     def _skip_spaces(self) -> None:

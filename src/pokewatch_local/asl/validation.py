@@ -7,6 +7,7 @@ silently ignored; structurally broken definitions raise ``DefinitionError``.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from collections.abc import Set as AbstractSet
 from typing import Any
 
 from pokewatch_local.asl.choice import parse_timestamp, validate_rule
@@ -82,7 +83,7 @@ def _check_fields(node: dict[str, Any], allowed: set[str], where: str) -> None:
         raise UnsupportedFeature(f"{where}: unsupported or unknown fields {sorted(unknown)}")
 
 
-def _validate_graph(graph: Any, where: str, extra_fields: set[str] = frozenset()) -> None:
+def _validate_graph(graph: Any, where: str, extra_fields: AbstractSet[str] = frozenset()) -> None:
     """Validate a StartAt/States graph: the top level, a Parallel branch or a Map processor."""
     if not isinstance(graph, dict):
         raise DefinitionError(f"{where}: expected an object with StartAt and States")
@@ -91,7 +92,7 @@ def _validate_graph(graph: Any, where: str, extra_fields: set[str] = frozenset()
     if not isinstance(states, dict) or not states:
         raise DefinitionError(f"{where}: States must be a non-empty object")
     start = graph.get("StartAt")
-    if start not in states:
+    if not isinstance(start, str) or start not in states:
         raise DefinitionError(f"{where}: StartAt {start!r} is not a state")
     for name, state in states.items():
         _validate_state(name, state, set(states), f"{where}.States.{name}")

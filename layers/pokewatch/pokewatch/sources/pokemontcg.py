@@ -18,7 +18,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections.abc import Iterable, Iterator
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 import pandas as pd
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
@@ -176,9 +176,12 @@ class PokemonTcgSource:
     ) -> Iterator[M]:
         """Every item of a paged list, page after page."""
         number = 1
+        # `Page[model]` is pydantic's parametrisation, made at run time; mypy would read it as a
+        # type expression, which a variable cannot be.
+        page_model: type[Page[M]] = cast(Any, Page)[model]
         while True:
             page = self.client.get_model(
-                path, Page[model], {**params, "page": number, "pageSize": PAGE_SIZE}
+                path, page_model, {**params, "page": number, "pageSize": PAGE_SIZE}
             )
             yield from page.data
             if page.is_last:

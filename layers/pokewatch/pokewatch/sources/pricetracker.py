@@ -21,8 +21,8 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Callable, Iterable, Iterator
-from typing import Annotated, Any
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Annotated, Any, cast
 
 import pandas as pd
 from pydantic import (
@@ -217,13 +217,16 @@ class PriceTrackerSource:
         return observations_frame(candidates, where=f"{self.name} set {set_id}")
 
     def _paged[M: BaseModel](
-        self, path: str, model: type[M], params: dict[str, str | int], limit: int
+        self, path: str, model: type[M], params: Mapping[str, str | int], limit: int
     ) -> Iterator[M]:
         """Every item of an offset-paged list."""
         offset = 0
+        # `Page[model]` is pydantic's parametrisation, made at run time; mypy would read it as a
+        # type expression, which a variable cannot be.
+        page_model: type[Page[M]] = cast(Any, Page)[model]
         while True:
             page = self.client.get_model(
-                path, Page[model], {**params, "limit": limit, "offset": offset}
+                path, page_model, {**params, "limit": limit, "offset": offset}
             )
             yield from page.data
             if not page.data or not page.metadata.has_more:
