@@ -18,8 +18,8 @@ ARCH ?= x86_64
 
 help:
 	@echo "make run       run the pipeline on the sample market, then serve the API on :3000"
-	@echo "make test      run the whole test suite"
-	@echo "make lint      ruff + sam validate --lint + cfn-lint"
+	@echo "make test      ruff, mypy, then the whole test suite (what CI runs)"
+	@echo "make lint      ruff + mypy + sam validate --lint + cfn-lint"
 	@echo "make build     sam build (x86_64 here; ARCH=arm64 for the default deploy)"
 	@echo "make size      unzipped size of every built function with its layers (JSON), fails over the limits"
 	@echo "make smoke     sam build, then run every built function with only its layers (slow)"
@@ -50,10 +50,12 @@ run: $(STAMP)
 
 test: $(STAMP) $(SAM)
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 	$(BIN)/pytest -n 2 -q
 
 lint: $(STAMP) validate
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 
 # sam validate --lint runs cfn-lint's own rules; the serverless rules plugin is a second pass.
 validate: $(SAM)

@@ -48,7 +48,9 @@ def request_mix(i: int) -> tuple[str, str, str | None, int, str | None]:
 def client(port: int, deadline: float, offset: int, out: dict[str, Any]) -> None:
     """Send the mix until `deadline` on one keep-alive connection; record latencies and errors."""
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-    latencies, statuses, wrong = [], Counter(), 0
+    latencies: list[float] = []
+    statuses: Counter[int] = Counter()
+    wrong = 0
     i = offset
     while time.perf_counter() < deadline:
         method, path, body, expected, card = request_mix(i)
@@ -112,7 +114,7 @@ def main() -> None:
         finally:
             process.terminate()
             process.wait(timeout=10)
-    statuses = sum((r["statuses"] for r in results), Counter())
+    statuses: Counter[int] = sum((r["statuses"] for r in results), Counter())
     latencies = [ms for r in results for ms in r["latencies"]]
     report = {
         "benchmark": "api_load",
