@@ -16,6 +16,8 @@ import resource
 import time
 from pathlib import Path
 
+import pandas as pd
+
 from pokewatch.backtest import metrics_of_pairs, walk_forward_pairs
 from pokewatch.settings import Settings
 from pokewatch.sources.csv_file import read_long_csv
@@ -25,17 +27,22 @@ DEFAULT_INPUT = (
 )
 
 
-def main() -> None:
-    """Run the backtest and print one JSON object."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def history_from_arguments(description: str) -> tuple[Path, pd.DataFrame, Settings, float]:
+    """The command line of a real-data benchmark (`--input`, `--horizon-days`): the input, the
+    history read from it, the settings at that horizon, and the seconds the read took."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--input", type=Path, default=DEFAULT_INPUT)
     parser.add_argument("--horizon-days", type=int, default=28)
     args = parser.parse_args()
     settings = Settings(horizon_days=args.horizon_days)
-
     started = time.perf_counter()
     history = read_long_csv(args.input, settings.csv_max_bad_share).history
-    read_seconds = time.perf_counter() - started
+    return args.input, history, settings, time.perf_counter() - started
+
+
+def main() -> None:
+    """Run the backtest and print one JSON object."""
+    source, history, settings, read_seconds = history_from_arguments(__doc__.splitlines()[0])
 
     started, started_cpu = time.perf_counter(), time.process_time()
     pairs = walk_forward_pairs(history, settings)
@@ -61,7 +68,7 @@ def main() -> None:
         ),
     }
     report = {
-        "input": str(args.input),
+        "input": str(source),
         "rows": len(history),
         "cards": int(history["card_id"].nunique()),
         "metrics": metrics.model_dump(mode="json"),

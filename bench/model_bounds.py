@@ -19,18 +19,14 @@ PokeWatch is chosen with them.
 
 from __future__ import annotations
 
-import argparse
 import json
 import time
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from backtest_real_data import DEFAULT_INPUT
+from backtest_real_data import history_from_arguments
 
 from pokewatch.backtest import metrics_of_pairs, walk_forward_pairs
-from pokewatch.settings import Settings
-from pokewatch.sources.csv_file import read_long_csv
 
 #: Cards younger than this at an origin count as new (their prices move most).
 NEW_CARD_DAYS = 120
@@ -49,14 +45,8 @@ def _group_median_move(pairs: pd.DataFrame, by: list[str]) -> pd.Series:
 
 def main() -> None:
     """Run the backtest, then print the bounds as one JSON object."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--input", type=Path, default=DEFAULT_INPUT)
-    parser.add_argument("--horizon-days", type=int, default=28)
-    args = parser.parse_args()
-    settings = Settings(horizon_days=args.horizon_days)
-
     started = time.perf_counter()
-    history = read_long_csv(args.input, settings.csv_max_bad_share).history
+    source, history, settings, _ = history_from_arguments(__doc__.splitlines()[0])
     pairs = walk_forward_pairs(history, settings)
     metrics = metrics_of_pairs(pairs, settings)
 
@@ -83,7 +73,7 @@ def main() -> None:
     perfect_buy = forward >= 1 / (1 + settings.buy_threshold) - 1
     perfect_sell = forward <= 1 / (1 + settings.sell_threshold) - 1
     report = {
-        "input": str(args.input),
+        "input": str(source),
         "horizon_days": settings.horizon_days,
         "n_pairs": metrics.n_pairs,
         "first_origin": str(metrics.first_origin),
