@@ -181,12 +181,9 @@ class ServingTable:
 
     def card(self, card_id: str) -> CardInfo:
         """The card with this id (KeyError if the table has none)."""
-        return self._card_info(self._index[card_id])
-
-    def _card_info(self, i: int) -> CardInfo:
         # The header was validated as a whole when the file was read. `_fields_set` is given (its
         # default) so that mypy does not match the card's fields to it.
-        values = dict(zip(CARD_FIELDS, self._cards[i], strict=True))
+        values = dict(zip(CARD_FIELDS, self._cards[self._index[card_id]], strict=True))
         return CardInfo.model_construct(_fields_set=None, **values)
 
     def history(self, card_id: str, limit: int | None = None) -> list[PricePoint]:
