@@ -94,17 +94,17 @@ class S3Store:
     MAX_ATTEMPTS: ClassVar[int] = 3
 
     def __init__(self, bucket: str, prefix: str = "", client: BaseClient | None = None) -> None:
-        from botocore.config import Config  # imported here so that local use never pays for it
-
         self.bucket = bucket
         self.prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
         self.uri = f"s3://{bucket}/{self.prefix}".rstrip("/")
-        config = Config(
-            connect_timeout=self.TIMEOUT_SECONDS,
-            read_timeout=self.TIMEOUT_SECONDS,
-            retries={"mode": "standard", "total_max_attempts": self.MAX_ATTEMPTS},
-        )
         if client is None:
+            from botocore.config import Config  # here: local use and injected clients never pay
+
+            config = Config(
+                connect_timeout=self.TIMEOUT_SECONDS,
+                read_timeout=self.TIMEOUT_SECONDS,
+                retries={"mode": "standard", "total_max_attempts": self.MAX_ATTEMPTS},
+            )
             with _CLIENT_CREATION:  # a botocore session is not safe to share while creating
                 client = _aws_session().create_client("s3", config=config)
         self._s3 = client
