@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from pokewatch.backtest import (
+    mape_difference_se,
     min_history_days,
     origin_dates,
     signals_of,
@@ -131,3 +132,37 @@ def test_refits_fitted_side_by_side_give_the_same_pairs_as_one_at_a_time() -> No
     three = walk_forward_pairs(history, SETTINGS.model_copy(update={"model_fit_workers": 3}))
     assert one["fitted_on"].nunique() >= 3
     pd.testing.assert_frame_equal(one, three)
+
+
+def _pairs_with_gaps(cards: list[str], origins: list[str], gaps: list[float]) -> pd.DataFrame:
+    """Pairs whose model APE exceeds the naive APE (0: the price did not move) by `gaps`."""
+    return pd.DataFrame(
+        {
+            "card_id": cards,
+            "origin": pd.to_datetime(origins),
+            "market_price": 1.0,
+            "actual_price": 1.0,
+            "fair_price": [1.0 + g for g in gaps],
+        }
+    )
+
+
+def test_mape_difference_se_of_independent_pairs_is_the_plain_standard_error() -> None:
+    gaps = [0.0, 0.1, 0.3, 0.2]
+    pairs = _pairs_with_gaps(
+        ["a", "b", "c", "d"], ["2024-01-01", "2024-01-08", "2024-01-15", "2024-01-22"], gaps
+    )
+    residual = np.array(gaps) - np.mean(gaps)
+    assert mape_difference_se(pairs) == pytest.approx(np.sqrt((residual**2).sum()) / len(gaps))
+
+
+def test_mape_difference_se_counts_a_shared_market_move_once_per_origin() -> None:
+    # Every card gains 2 at the first origin and nothing at the second: six pairs, but only two
+    # independent observations. By card the residuals cancel (V_card = 0); by origin they do
+    # not (V_origin = (3² + 3²) / 6² = 0.5), and two-way (0.5 − 6/36) is floored at that.
+    cards = ["a", "b", "c"] * 2
+    origins = ["2024-01-01"] * 3 + ["2024-01-08"] * 3
+    pairs = _pairs_with_gaps(cards, origins, [2.0] * 3 + [0.0] * 3)
+    assert mape_difference_se(pairs) == pytest.approx(np.sqrt(0.5))
+    independent = np.sqrt(6 * 1.0**2) / 6
+    assert mape_difference_se(pairs) > independent

@@ -92,6 +92,27 @@ def test_naive_tolerance_gives_slack() -> None:
     assert decision.checks["naive"].passed
 
 
+def test_a_tie_with_naive_within_its_noise_passes_and_beyond_it_fails() -> None:
+    noisy = SETTINGS.model_copy(update={"naive_noise_sigmas": 2.0})
+    within = metrics(mape_model=0.0651, mape_naive=0.065, mape_difference_se=0.0001)
+    beyond = metrics(mape_model=0.0653, mape_naive=0.065, mape_difference_se=0.0001)
+    assert evaluate_gate(within, None, noisy, card_coverage=0.9).checks["naive"].passed
+    failed = evaluate_gate(beyond, None, noisy, card_coverage=0.9)
+    assert failed.checks["naive"].threshold == pytest.approx(0.0652)
+    assert failed.reasons == [
+        "naive: 0.0653 fails mape_model vs mape_naive × (1 + naive_tolerance)"
+        " + naive_noise_sigmas × mape_difference_se <= 0.0652"
+    ]
+    strict = SETTINGS.model_copy(update={"naive_noise_sigmas": 0.0})
+    assert not evaluate_gate(within, None, strict, card_coverage=0.9).checks["naive"].passed
+
+
+def test_metrics_without_a_measured_noise_are_held_to_naive_exactly() -> None:
+    older = metrics(mape_model=0.0651, mape_naive=0.065)
+    assert older.mape_difference_se is None
+    assert not evaluate_gate(older, None, SETTINGS, card_coverage=0.9).checks["naive"].passed
+
+
 def test_all_failures_are_listed() -> None:
     bad = metrics(mape_model=0.5, mape_naive=0.3, interval_coverage=0.2)
     decision = evaluate_gate(bad, metrics(), SETTINGS, card_coverage=0.1)

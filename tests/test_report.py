@@ -61,6 +61,8 @@ def test_report_has_charts_tables_and_escaped_names() -> None:
         ElementTree.fromstring("<svg" + svg.split("</svg>")[0] + "</svg>")  # well-formed
     assert "<script>" not in html and "&lt;script&gt;Mew" in html
     assert f"{metrics.mape_model:.2%}" in html and f"{metrics.mape_naive:.2%}" in html
+    assert metrics.mape_difference_se is not None
+    assert f"± {metrics.mape_difference_se / metrics.mape_naive:.1%} s.e." in html
     buy = html.split("Biggest BUY")[1].split("Biggest SELL")[0]
     sell = html.split("Biggest SELL")[1]
     assert "Mew" in buy and "Pikachu" not in buy and "Eevee" not in buy

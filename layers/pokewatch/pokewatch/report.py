@@ -64,13 +64,19 @@ def render_report(
 
 def _summary(version: str, data_as_of: dt.date, m: BacktestMetrics) -> str:
     gain = 1 - m.mape_model / m.mape_naive if m.mape_naive else 0.0
+    # How much of that improvement is measurement noise, in the same units (when measured).
+    noise = (
+        f"<small> ± {m.mape_difference_se / m.mape_naive:.1%} s.e.</small>"
+        if m.mape_difference_se is not None and m.mape_naive
+        else ""
+    )
     return (
         f"<h1>PokeWatch fair-price model</h1><p class='sub'>version {escape(version)} · "
         f"data as of {data_as_of} · fair price = median forecast of the market price "
         f"{m.horizon_days} days ahead</p><div class='kpi'>"
         f"<div>model error<b>{m.mape_model:.2%}</b></div>"
         f"<div>repeat-last-price error<b>{m.mape_naive:.2%}</b></div>"
-        f"<div>improvement over it<b>{gain:+.1%}</b></div>"
+        f"<div>improvement over it<b>{gain:+.1%}{noise}</b></div>"
         f"<div>interval coverage<b>{m.interval_coverage:.1%}</b></div>"
         f"<div>backtest pairs<b>{m.n_pairs:,}</b></div></div>"
     )

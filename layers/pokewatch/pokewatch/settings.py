@@ -73,6 +73,9 @@ class Settings(BaseModel):
     min_card_coverage: float = 0.80
     #: Relative slack vs. the naive forecast and vs. the champion before a model is rejected.
     naive_tolerance: float = 0.0
+    #: Standard errors of the backtest's model − naive MAPE difference that count as noise: a
+    #: model is "worse than naive" only beyond them (0: any measured difference counts).
+    naive_noise_sigmas: float = Field(default=2.0, ge=0)
     champion_tolerance: float = 0.05
     #: Largest |interval_coverage − interval_level| the gate accepts.
     interval_coverage_tolerance: float = Field(default=0.10, ge=0, le=1)
