@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from market_fixtures import synthetic_market
 
 from pokewatch.backtest import (
     mape_difference_se,
@@ -17,38 +18,8 @@ from pokewatch.backtest import (
 from pokewatch.features import build_features
 from pokewatch.settings import Settings
 from pokewatch.signals import signal_of
-from pokewatch.sources.base import normalise_history
 
 SETTINGS = Settings(backtest_days=84, backtest_refit_days=28, backtest_origin_step_days=7)
-
-
-def synthetic_market(
-    seed: int, cards: int, weeks: int, reversion: float, volatility: float
-) -> pd.DataFrame:
-    """Weekly prices: a log deviation from a fixed fair value that keeps `reversion` of itself
-    each week (0: pure noise around the value, 1: a random walk) plus Gaussian shocks."""
-    rng = np.random.default_rng(seed)
-    value = rng.uniform(np.log(2), np.log(200), size=cards)
-    deviation = rng.normal(0, volatility, size=cards)
-    dates = pd.date_range("2023-01-02", periods=weeks, freq="7D")
-    frames = []
-    for date in dates:
-        deviation = reversion * deviation + rng.normal(0, volatility, size=cards)
-        frames.append(
-            pd.DataFrame(
-                {
-                    "card_id": [f"s{i % 3}-{i}_normal" for i in range(cards)],
-                    "set_id": [f"s{i % 3}" for i in range(cards)],
-                    "rarity": np.where(np.arange(cards) % 2, "Rare", "Common"),
-                    "variant": "normal",
-                    "release_date": "2020-01-01",
-                    "date": date,
-                    "market_price": np.round(np.exp(value + deviation), 2),
-                    "volume": rng.integers(0, 5, size=cards),
-                }
-            )
-        )
-    return normalise_history(pd.concat(frames, ignore_index=True))
 
 
 def test_mean_reverting_market_model_beats_naive_and_rule_signals_work() -> None:
@@ -85,6 +56,34 @@ def test_pairs_follow_the_no_look_ahead_schedule() -> None:
     np.testing.assert_allclose(pairs["forward_return"], expected_return)
     # Every card priced at an origin (with an observable actual) is predicted.
     assert len(pairs) == 12 * 60
+
+
+def _on_other_weekdays(history: pd.DataFrame, weekdays: int) -> pd.DataFrame:
+    """`history` with each card priced `card number % weekdays` days later in the week."""
+    number = history["card_id"].astype(str).str.extract(r"-(\d+)_")[0].astype(int)
+    return history.assign(date=history["date"] + pd.to_timedelta(number % weekdays, unit="D"))
+
+
+@pytest.mark.parametrize("horizon_days", [28, 3])
+def test_cards_priced_on_other_weekdays_are_backtested_from_their_latest_price(
+    horizon_days: int,
+) -> None:
+    settings = SETTINGS.model_copy(update={"horizon_days": horizon_days})
+    history = _on_other_weekdays(
+        synthetic_market(3, cards=60, weeks=50, reversion=0.5, volatility=0.05), weekdays=7
+    )
+    pairs = walk_forward_pairs(history, settings)
+    # Every card at every origin, from its latest price in the step before the origin; never
+    # older than the horizon, so that the actual lies after the origin and after every target
+    # its refit saw (a 3-day horizon leaves out the cards priced 3 to 6 days before).
+    per_origin = pairs.groupby("origin").size()
+    assert (per_origin == 60).all() if horizon_days >= 7 else (per_origin < 60).all()
+    window = pd.Timedelta(days=min(7, horizon_days))
+    assert (pairs["price_date"] <= pairs["origin"]).all()
+    assert (pairs["price_date"] > pairs["origin"] - window).all()
+    assert (pairs["actual_date"] >= pairs["price_date"] + pd.Timedelta(days=horizon_days)).all()
+    assert (pairs["actual_date"] > pairs["origin"]).all()
+    assert (pairs["fitted_on"] <= pairs["origin"]).all()
 
 
 def test_rolling_mean_3_is_the_mean_of_the_last_three_observations() -> None:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
+from market_fixtures import synthetic_market
 
 from pokewatch_local.cli import main
 
@@ -61,6 +63,74 @@ def test_backtest_reports_a_bad_file_with_its_lines(
     code, _, err = _run(capsys, "backtest", "--input", str(bad))
     assert code == 2
     assert f"{bad}:2" in err and f"{bad}:3" in err
+
+
+def _market_csv(path: Path, weeks: int) -> Path:
+    """A long CSV of a synthetic weekly market of 40 cards (0 weeks: the header alone)."""
+    columns = ["card_id", "date", "market_price", "volume", "rarity", "variant", "release_date"]
+    if weeks == 0:
+        path.write_text(",".join(columns) + "\n")
+        return path
+    history = synthetic_market(8, cards=40, weeks=weeks, reversion=0.5, volatility=0.05)
+    history[columns].to_csv(path, index=False, date_format="%Y-%m-%d")
+    return path
+
+
+def test_backtest_json_has_the_spec_keys(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    prices = _market_csv(tmp_path / "prices.csv", weeks=60)
+    code, out, err = _run(capsys, "backtest", "--input", str(prices), "--json")
+    assert code == 0, err
+    metrics = json.loads(out)
+    spec = {"mape_model", "mape_naive", "mape_rolling_mean_3", "interval_coverage"}
+    spec |= {"signal_spread_model", "signal_spread_rule", "n_pairs", "buy_count", "sell_count"}
+    assert spec | {"rule_buy_count", "rule_sell_count", "mape_difference_se"} <= set(metrics)
+    assert metrics["n_cards"] == 40 and metrics["n_refits"] >= 3
+    assert "note:" not in err
+
+
+def test_backtest_of_a_short_history_says_how_little_it_rests_on(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    prices = _market_csv(tmp_path / "prices.csv", weeks=28)
+    code, out, err = _run(capsys, "backtest", "--input", str(prices), "--json")
+    assert code == 0, err
+    refits = json.loads(out)["n_refits"]
+    assert refits < 3
+    assert f"pokewatch: note: only {refits} walk-forward refit(s)" in err
+    code, _, err = _run(capsys, "backtest", "--input", str(prices), "--horizon-days", "3")
+    assert code == 0, err
+    assert "horizon (3 days) is shorter than the history's spacing (7 days)" in err
+
+
+@pytest.mark.parametrize(
+    ("weeks", "message"),
+    [
+        (
+            12,
+            "the history is too short for a 28-day walk-forward backtest: its prices span 77 days",
+        ),
+        (0, "no priced rows"),
+    ],
+)
+def test_backtest_of_too_little_history_is_one_line_naming_the_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], weeks: int, message: str
+) -> None:
+    prices = _market_csv(tmp_path / "prices.csv", weeks=weeks)
+    code, out, err = _run(capsys, "backtest", "--input", str(prices))
+    assert code == 2 and out == ""
+    assert err.startswith(f"pokewatch: error: {prices}: ") and message in err
+    assert "Traceback" not in err
+
+
+def test_backtest_horizon_is_held_to_the_settings_bounds(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    prices = _market_csv(tmp_path / "prices.csv", weeks=12)
+    code, _, err = _run(capsys, "backtest", "--input", str(prices), "--horizon-days", "400")
+    assert code == 2
+    assert "horizon_days: Input should be less than or equal to 365" in err
 
 
 def test_rejects_bad_option_values(capsys: pytest.CaptureFixture[str]) -> None:

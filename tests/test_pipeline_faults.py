@@ -392,11 +392,11 @@ def test_a_crash_inside_train_is_notified(
 
     result = pokemontcg_run(template, store)
 
-    assert result.status == "FAILED" and result.error == "ValueError"
+    assert result.status == "FAILED" and result.error == "NotEnoughHistory"
     assert "too short" in result.cause
     caught = [e for e in result.events if e.kind == "ErrorCaught"]
     assert [(e.state, e.detail["next"]) for e in caught] == [("Train", "NotifyFailure")]
-    before.notification("pipeline failed", "ValueError", "too short")
+    before.notification("pipeline failed", "NotEnoughHistory", "too short")
     before.assert_model_unchanged()
     before.assert_raw_intact()
 

@@ -1,10 +1,13 @@
 """The walk-forward backtest of SPEC section 6: honest, out-of-time quality of the fair price.
 
 Origins are the dates of the last `backtest_days` whose actual (first price on or after
-t + horizon, within 7 days) can be observed, at least `backtest_origin_step_days` apart. The
-model is refitted every `backtest_refit_days`; an origin t is predicted by the latest refit at
-or before t, which saw only rows whose target was known by its own date (target_date <= refit
-date <= t), so no pair ever informs its own prediction. Features at t use prices up to t only.
+t + horizon, within 7 days) can be observed, at least `backtest_origin_step_days` apart. A
+card's price at t is its latest observation in the step before t (no older than the horizon),
+so cards priced on different weekdays are all backtested; its actual is counted from that
+observation. The model is refitted every `backtest_refit_days`; an origin t is predicted by the
+latest refit at or before t, which saw only rows whose target was known by its own date
+(target_date <= refit date <= t), while every actual of t lies after t, so no pair ever informs
+its own prediction. Features at t use prices up to t only.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import pandas as pd
 from pydantic import BaseModel
 from threadpoolctl import threadpool_limits
 
-from pokewatch.fair_price_model import VALIDATION_DAYS, FairPriceModel
+from pokewatch.fair_price_model import VALIDATION_DAYS, FairPriceModel, NotEnoughHistory
 from pokewatch.features import build_features
 from pokewatch.settings import Settings
 from pokewatch.signals import Signal, deviation_pct
@@ -92,9 +95,10 @@ def min_history_days(settings: Settings) -> int:
 
 
 def walk_forward_pairs(history: pd.DataFrame, settings: Settings) -> pd.DataFrame:
-    """One row per (origin, card) with a price at the origin and an observed actual: the price,
-    actual, model fair price, interval and expected price, the rule's rolling-mean-3 fair value,
-    both signals, the forward return, and the refit date of the model that predicted it."""
+    """One row per (origin, card) with a price at the origin and an observed actual: the price
+    and its date (`price_date`, see `priced_at`), the actual, the model's fair price, interval
+    and expected price, the rule's rolling-mean-3 fair value, both signals, the forward return,
+    and the refit date of the model that predicted it."""
     return walk_forward_pairs_of_features(build_features(history, settings.horizon_days), settings)
 
 
@@ -103,30 +107,38 @@ def walk_forward_pairs_of_features(features: pd.DataFrame, settings: Settings) -
     horizon) is `features`: the train step has it already, and a large daily history's table
     is better not built twice."""
     horizon = settings.horizon_days
+    if features.empty:
+        raise NotEnoughHistory("the history has no priced rows")
     origins = origin_dates(features, settings)
     if not origins:
         needed = min_history_days(settings) + horizon
-        raise ValueError(
-            f"the history is too short for a {horizon}-day walk-forward backtest: it needs more "
-            f"than {needed} days of prices (collect more history, e.g. --history-days 400)"
+        first, last = features["date"].min(), features["date"].max()
+        raise NotEnoughHistory(
+            f"the history is too short for a {horizon}-day walk-forward backtest: its prices "
+            f"span {(last - first).days} days ({first.date()} to {last.date()}), and it needs "
+            f"more than {needed} (collect a longer history)"
         )
     models = _refitted(
         features, _spaced(origins, settings.backtest_refit_days, from_latest=False), settings
     )
 
+    # A card's price at an origin is its latest in the step before it, but never older than the
+    # horizon: an actual must lie after the origin, beyond what its refit may have seen.
+    window_days = min(settings.backtest_origin_step_days, horizon)
     frames: list[pd.DataFrame] = []
     fitted_on = origins[0]  # the first origin is always a refit
     for origin in origins:
         if origin in models:
             fitted_on = origin
         model = models[fitted_on]
-        at_origin = features[(features["date"] == origin) & features["target"].notna()]
+        at_origin = priced_at(features, origin, window_days)
         predicted = model.predict(at_origin)
         frames.append(
             pd.DataFrame(
                 {
                     "origin": origin,
                     "card_id": at_origin["card_id"].to_numpy(),
+                    "price_date": at_origin["date"].to_numpy(),
                     "market_price": at_origin["market_price"].to_numpy(),
                     "actual_price": at_origin["market_price"].to_numpy()
                     * np.exp(at_origin["target"].to_numpy()),
@@ -138,6 +150,22 @@ def walk_forward_pairs_of_features(features: pd.DataFrame, settings: Settings) -
             )
         )
     return with_signals(pd.concat(frames, ignore_index=True), settings)
+
+
+def priced_at(features: pd.DataFrame, origin: pd.Timestamp, window_days: int) -> pd.DataFrame:
+    """The backtest pairs of one origin: every card's latest observation in the `window_days`
+    up to the origin (its price at the origin), when that observation has an observed actual.
+
+    On a history where all cards share a calendar this is each card's row on the origin itself;
+    on one where cards are priced on different weekdays, a card priced two days before the
+    origin is still a card with a price at it (and its actual is counted from that price, so
+    the horizon stays exact). Everything it uses was known at the origin.
+    """
+    dates = features["date"]
+    window = features[(dates > origin - pd.Timedelta(days=window_days)) & (dates <= origin)]
+    # Rows are ordered by card then date (`build_features`), so a card's last row is its latest.
+    latest = window[~window["card_id"].duplicated(keep="last")]
+    return latest[latest["target"].notna()]
 
 
 def add_signal(

@@ -22,4 +22,7 @@ def last_per_card_day(card_codes: np.ndarray, days: np.ndarray) -> np.ndarray:
     key = card_codes.astype(np.int64) * KEY_SPAN + days
     order = np.argsort(key, kind="stable")
     key = key[order]
-    return order[np.append(key[1:] != key[:-1], True)]
+    last_of_key = np.empty(len(key), dtype=bool)
+    last_of_key[:-1] = key[1:] != key[:-1]
+    last_of_key[-1:] = True  # the last row is the last of its key (no row at all: nothing)
+    return order[last_of_key]

@@ -72,6 +72,10 @@ FORMAT_VERSION = 2
 EXPECTED_RETURN_CAP = 1.0
 
 
+class NotEnoughHistory(ValueError):
+    """The history is too short, or has too few priced cards, to fit or backtest the model."""
+
+
 @dataclass(frozen=True)
 class Candidate:
     """One configuration the fit chooses among: tree hyperparameters."""
@@ -194,6 +198,8 @@ class FairPriceModel:
 
     def _split(self, rows: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
         """Inner rows (target known by the cutoff) and calibration rows (origin after it)."""
+        if rows.empty:
+            raise NotEnoughHistory("no priced rows with a known target to fit on")
         dates = rows["date"]
         cutoff = min(
             dates.max() - pd.Timedelta(days=self.validation_days),
@@ -202,7 +208,7 @@ class FairPriceModel:
         inner = rows[rows["target_date"] <= cutoff]
         calibration = rows[dates > cutoff]
         if len(inner) < self.MIN_ROWS or len(calibration) < self.MIN_ROWS:
-            raise ValueError(
+            raise NotEnoughHistory(
                 f"not enough rows with a known target to fit and validate: {len(inner)} before "
                 f"and {len(calibration)} after {cutoff.date()} (need {self.MIN_ROWS} each)"
             )
