@@ -113,8 +113,24 @@ def test_subsamples_large_training_tables(features: pd.DataFrame) -> None:
 def test_unknown_categories_and_missing_features_still_predict(
     model: FairPriceModel, features: pd.DataFrame
 ) -> None:
-    odd = features.tail(3).assign(rarity="Never Seen", ret_91d=np.nan, vol_91d=np.nan)
+    odd = features.tail(3).assign(
+        rarity="Never Seen", ret_91d=np.nan, vol_28d=np.nan, vol_91d=np.nan
+    )
     assert np.isfinite(model.predict(odd).to_numpy()).all()
+
+
+def test_interval_width_follows_the_last_four_weeks_volatility(
+    model: FairPriceModel, features: pd.DataFrame
+) -> None:
+    rows = features.tail(20)
+    low_q, high_q = model.residual_quantiles_
+    for vol_28d in (0.0, 0.01, 0.05):
+        # The 13-week volatility is an input of the trees, not of the width.
+        for vol_91d in (0.001, 0.3):
+            predicted = model.predict(rows.assign(vol_28d=vol_28d, vol_91d=vol_91d))
+            width = np.log(predicted["fair_price_high"] / predicted["fair_price_low"])
+            scale = np.sqrt(vol_28d**2 * model.horizon_days + FairPriceModel.SCALE_FLOOR**2)
+            np.testing.assert_allclose(width, (high_q - low_q) * scale)
 
 
 def test_too_little_history_is_a_clear_error(features: pd.DataFrame) -> None:

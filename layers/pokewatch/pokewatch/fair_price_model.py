@@ -64,8 +64,17 @@ TRUSTED_TYPES: tuple[str, ...] = (
 #: Days of the most recent origins each fit holds out to choose its configuration and calibrate.
 VALIDATION_DAYS = 56
 
-#: Format version of the serialised state; bumped when its layout changes.
-FORMAT_VERSION = 2
+#: Format version of the serialised state; bumped when its layout or meaning changes (3: the
+#: interval's residual quantiles are in units of `INTERVAL_SCALE_FEATURE`).
+FORMAT_VERSION = 3
+
+#: The per-card volatility that scales the interval. Four weeks, not thirteen: the conformal
+#: quantiles are calibrated on the weeks before a fit and applied to the weeks after it, so the
+#: scale must follow the market's current volatility. On the first six months of the real
+#: history (origins before the backtest's), a 91-day scale still carried the jumpy first weeks
+#: of the series into the calibration window, twice the volatility of the weeks it was then
+#: applied to, and covered 60% instead of 80%; the 28-day scale covered 76%.
+INTERVAL_SCALE_FEATURE = "vol_28d"
 
 #: Forward returns above this are counted as this when fitting the expected price: the mean of a
 #: leaf should describe its cards, not the one card in it that tripled.
@@ -256,7 +265,7 @@ class FairPriceModel:
 
     def _scale(self, features: pd.DataFrame) -> np.ndarray:
         """Expected size of a move over the horizon: recent volatility × √horizon, floored."""
-        vol = features["vol_91d"].to_numpy(dtype=np.float64)
+        vol = features[INTERVAL_SCALE_FEATURE].to_numpy(dtype=np.float64)
         vol = np.where(np.isfinite(vol), vol, np.nanmedian(vol) if np.isfinite(vol).any() else 0)
         return np.sqrt(vol**2 * self.horizon_days + self.SCALE_FLOOR**2)
 
