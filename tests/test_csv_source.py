@@ -97,9 +97,34 @@ def test_too_many_bad_rows_reject_the_file_naming_file_count_and_lines(tmp_path:
         read_long_csv(path, max_bad_share=0.2)
 
     message = str(caught.value)
-    assert str(path) in message
-    assert "3 bad rows of 7" in message
-    assert f"{path}:6:" in message and f"{path}:8:" in message
+    assert message.startswith(f"{path}: 3 bad rows of 7 (42.9% > 20.0% allowed): ")
+    # One reason shared by many rows is quoted once, with its count and first line.
+    assert message.endswith(
+        f"date: 3 rows, first at {path}:6: must be a date YYYY-MM-DD, found 'not-a-date'"
+    )
+
+
+def test_a_rejection_groups_the_bad_rows_by_reason_most_frequent_first(tmp_path: Path) -> None:
+    bad = [
+        "sv1-1_normal,2024-01-21,cheap,,,,,,,",
+        *[f"sv1-1_normal,12/0{i}/2023,1.0,,,,,,," for i in range(1, 4)],
+        "sv1 1,2024-01-21,1.0,,,,,,,",
+        ",2024-01-21,1.0,,,,,,,",
+        "sv1-1_normal,2024-01-21,-2,,,,,,,",
+        "sv1-1_normal,2024-01-21,-3,,,,,,,",
+    ]
+    path = write_csv(tmp_path / "p.csv", [*GOOD, *bad])
+
+    with pytest.raises(SourceError) as caught:
+        read_long_csv(path)
+
+    reasons = str(caught.value).split(": 8 bad rows of 12 (66.7% > 5.0% allowed): ")[1]
+    assert reasons.split("; ") == [
+        f"date: 3 rows, first at {path}:7: must be a date YYYY-MM-DD, found '12/01/2023'",
+        f"market_price: 2 rows, first at {path}:12: must not be negative, found '-2'",
+        f"market_price: 1 row, first at {path}:6: must be a number, found 'cheap'",
+        "and 2 more reasons",
+    ]
 
 
 def test_bad_share_at_the_threshold_is_accepted(tmp_path: Path) -> None:

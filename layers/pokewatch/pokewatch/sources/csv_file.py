@@ -1,10 +1,11 @@
 """The `csv` price source: a file in the long CSV format (`../shared/data/README.md`).
 
 One row per card print and date. The rows are checked in vectorised form with the rules of
-`PriceObservation` (150k rows load in about a second); only the rows that fail are run through
-the pydantic model, to report its message. Bad rows are skipped and reported with their file and
-line; when there are too many of them the file is rejected as a whole, because a mostly broken
-file is a wrong file rather than a few typos.
+`PriceObservation` (150k rows load in about a second), each check naming its column and rule so
+that a problem is reported with the offending text. Bad rows are skipped and reported with their
+file and line; when there are too many of them the file is rejected as a whole, because a mostly
+broken file is a wrong file rather than a few typos. The rejection groups the bad rows by reason:
+a wrong format makes every row fail for the same reason, which one line with a count says best.
 """
 
 from __future__ import annotations
@@ -13,18 +14,16 @@ import datetime as dt
 import logging
 import math
 import re
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict
 
 from pokewatch.card_ids import CARD_ID_MAX_LENGTH, CARD_ID_PATTERN, set_id_of
-from pokewatch.observations import HISTORY_COLUMNS, PriceObservation
+from pokewatch.observations import HISTORY_COLUMNS
 from pokewatch.sources.base import SourceError, normalise_history
 from pokewatch.sources.variants import VARIANT_SUFFIX
-from pokewatch.validation import problems
 
 logger = logging.getLogger(__name__)
 
@@ -32,15 +31,14 @@ REQUIRED_COLUMNS: tuple[str, ...] = ("card_id", "date", "market_price")
 TEXT_COLUMNS: tuple[str, ...] = ("name", "set_name", "series", "rarity", "variant")
 #: Optional numeric columns and whether they must be whole numbers.
 OPTIONAL_NUMBERS: dict[str, bool] = {"low_price": False, "high_price": False, "volume": True}
-#: How many bad lines the error of a rejected file quotes.
-QUOTED_BAD_LINES = 5
+#: How many reasons (each with its count, first line and example) a bad-row summary quotes.
+QUOTED_REASONS = 3
+#: How much of an offending cell a message quotes.
+QUOTED_CHARS = 40
 
 # The rule of `CardId`, applied to a whole column at once.
 _CARD_ID = re.compile(CARD_ID_PATTERN)
 _ISO_DATE = "%Y-%m-%d"
-
-#: Marks the rows of a mask as bad for a reason (see `_parse_columns`).
-Flag = Callable[[pd.Series, str], None]
 
 
 class BadRow(BaseModel):
@@ -92,32 +90,26 @@ def read_long_csv(path: str | Path, max_bad_share: float = 0.05) -> CsvReadResul
     # Blank lines are kept by the reader only so that line numbers stay right.
     blank = (raw == "").all(axis=1)
     raw = raw[~blank]
-    lines = raw.index.to_numpy() + 2  # 0-based data row → 1-based line, after the header
+    lines = pd.Series(raw.index.to_numpy() + 2, index=raw.index)  # after the header, 1-based
 
-    parsed, reasons = _parse_columns(raw)
-    bad = reasons.notna()
+    parsed, problems = _parse_columns(raw)
+    bad = _bad_table(raw, lines, problems)
     no_price = parsed["market_price"].isna() | (parsed["market_price"] == 0)
+    good = ~raw.index.isin(bad.index) & ~no_price
 
+    reasons = bad["column"] + ": " + _details(bad["problem"], bad["text"])
     bad_rows = [
-        BadRow(file=name, line=int(line), reason=_explain(record, fallback))
-        for line, record, fallback in zip(
-            lines[bad.to_numpy()],
-            raw[bad].to_dict("records"),
-            reasons[bad],
-            strict=True,
-        )
+        BadRow(file=name, line=line, reason=reason)
+        for line, reason in zip(bad["line"].tolist(), reasons.tolist(), strict=True)
     ]
-    result = CsvReadResult(
-        history=_history(parsed[~bad & ~no_price]), bad_rows=bad_rows, total_rows=len(raw)
-    )
+    result = CsvReadResult(history=_history(parsed[good]), bad_rows=bad_rows, total_rows=len(raw))
     if result.bad_share > max_bad_share:
-        quoted = "; ".join(str(b) for b in bad_rows[:QUOTED_BAD_LINES])
         raise SourceError(
             f"{name}: {len(bad_rows)} bad rows of {result.total_rows} "
-            f"({result.bad_share:.1%} > {max_bad_share:.1%} allowed), first: {quoted}"
+            f"({result.bad_share:.1%} > {max_bad_share:.1%} allowed): {_summary(name, bad)}"
         )
     if bad_rows:
-        logger.warning("%s: skipped %d bad rows, first: %s", name, len(bad_rows), bad_rows[0])
+        logger.warning("%s: skipped %d bad rows: %s", name, len(bad_rows), _summary(name, bad))
     return result
 
 
@@ -133,57 +125,108 @@ def _read_text_table(path: str | Path) -> pd.DataFrame:
     return raw.apply(lambda column: column.str.strip())
 
 
-def _parse_columns(raw: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series]:
-    """Typed columns, and per row the first reason it is bad (NaN when it is good)."""
-    reasons = pd.Series(pd.NA, index=raw.index, dtype="object")
+def _parse_columns(raw: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, pd.Series]]:
+    """Typed columns, and per checked column why each cell is unusable (NA when it is usable).
 
-    def flag(mask: pd.Series, reason: str) -> None:
-        # The first failing check names the row; later checks do not overwrite it.
-        reasons[mask & reasons.isna()] = reason
-
+    A cell that is unusable is missing in its typed column."""
     out = pd.DataFrame(index=raw.index)
+    problems: dict[str, pd.Series] = {}
+
     card_id = raw["card_id"]
-    flag(card_id == "", "missing card_id")
-    flag(
-        (card_id != "")
-        & (~card_id.str.fullmatch(_CARD_ID) | (card_id.str.len() > CARD_ID_MAX_LENGTH)),
-        "invalid card_id",
+    problem = _no_problem(card_id)
+    problem[card_id == ""] = "missing"
+    problem[(card_id != "") & ~card_id.str.fullmatch(_CARD_ID)] = (
+        "must be a card print id such as base1-4_holofoil (letters, digits, '.', '_', '-')"
     )
-    out["card_id"] = card_id
+    problem[card_id.str.len() > CARD_ID_MAX_LENGTH] = (
+        f"must be at most {CARD_ID_MAX_LENGTH} characters"
+    )
+    out["card_id"], problems["card_id"] = card_id, problem
 
-    out["date"] = pd.to_datetime(raw["date"], format=_ISO_DATE, errors="coerce")
-    flag(out["date"].isna(), "unparseable date")
-
-    price = _number(raw["market_price"], "market_price", flag)
-    flag(price < 0, "negative market_price")
-    out["market_price"] = price
+    out["date"], problems["date"] = _days(raw["date"])
+    problems["date"][raw["date"] == ""] = "missing"
+    out["market_price"], problems["market_price"] = _number(raw["market_price"], whole=False)
 
     for column, whole in OPTIONAL_NUMBERS.items():
-        if column not in raw.columns:
-            continue
-        value = _number(raw[column], column, flag)
-        flag(value < 0, f"negative {column}")
-        if whole:
-            flag(value.notna() & (value != value.round()), f"{column} is not a whole number")
-        out[column] = value
-
+        if column in raw.columns:
+            out[column], problems[column] = _number(raw[column], whole)
     if "release_date" in raw.columns:
-        released = pd.to_datetime(raw["release_date"], format=_ISO_DATE, errors="coerce")
-        flag(released.isna() & (raw["release_date"] != ""), "unparseable release_date")
-        out["release_date"] = released
+        out["release_date"], problems["release_date"] = _days(raw["release_date"])
 
     for column in TEXT_COLUMNS:
         if column in raw.columns:
             out[column] = raw[column]
-    return out, reasons
+    return out, problems
 
 
-def _number(text: pd.Series, column: str, flag: Flag) -> pd.Series:
-    """A numeric column where empty is NaN; text that is not a finite number is flagged."""
+def _no_problem(text: pd.Series) -> pd.Series:
+    """A problem column for `text` where every cell is usable."""
+    return pd.Series(pd.NA, index=text.index, dtype="object")
+
+
+def _days(text: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """A date column (NaT when empty), and why a cell is not a date."""
+    day = pd.to_datetime(text, format=_ISO_DATE, errors="coerce")
+    problem = _no_problem(text)
+    problem[day.isna() & (text != "")] = "must be a date YYYY-MM-DD"
+    return day, problem
+
+
+def _number(text: pd.Series, whole: bool) -> tuple[pd.Series, pd.Series]:
+    """A numeric column (NaN when empty), and why a cell is not a finite number ≥ 0 (whole
+    when `whole`)."""
     value = pd.to_numeric(text, errors="coerce").astype("float64")
     finite = value.abs().lt(math.inf)  # False for NaN and ±inf
-    flag((text != "") & ~finite, f"non-numeric {column}")
-    return value.where(finite)
+    problem = _no_problem(text)
+    problem[(text != "") & ~finite] = "must be a number"
+    problem[finite & (value < 0)] = "must not be negative"
+    if whole:
+        problem[finite & (value >= 0) & (value != value.round())] = "must be a whole number"
+    return value.where(problem.isna()), problem
+
+
+def _bad_table(raw: pd.DataFrame, lines: pd.Series, problems: dict[str, pd.Series]) -> pd.DataFrame:
+    """The bad rows in file order: line, the first column with a problem, the problem and the
+    cell's text."""
+    parts = []
+    seen = pd.Series(False, index=raw.index)
+    for column, problem in problems.items():
+        rows = problem.notna() & ~seen
+        seen |= rows
+        parts.append(
+            pd.DataFrame(
+                {
+                    "line": lines[rows],
+                    "column": column,
+                    "problem": problem[rows],
+                    "text": raw.loc[rows, column],
+                }
+            )
+        )
+    return pd.concat(parts).sort_index()
+
+
+def _details(problem: pd.Series, text: pd.Series) -> pd.Series:
+    """`<problem>, found '<text>'` (the problem alone when the cell is empty)."""
+    found = ", found '" + text.str.slice(0, QUOTED_CHARS) + "'"
+    return problem + found.where(text != "", "")
+
+
+def _summary(name: str, bad: pd.DataFrame) -> str:
+    """The bad rows grouped by reason, most frequent first: `<column>: <count> rows, first at
+    <file>:<line>: <problem>, found '<text>'`, for the first `QUOTED_REASONS` reasons."""
+    groups = bad.groupby(["column", "problem"], sort=False).agg(
+        rows=("line", "size"), line=("line", "first"), text=("text", "first")
+    )
+    groups = groups.sort_values("rows", ascending=False, kind="stable").reset_index()
+    groups["detail"] = _details(groups["problem"], groups["text"])
+    quoted = [
+        f"{g.column}: {g.rows} row{'s' if g.rows != 1 else ''}, first at {name}:{g.line}: "
+        f"{g.detail}"
+        for g in groups.head(QUOTED_REASONS).itertuples()
+    ]
+    more = len(groups) - QUOTED_REASONS
+    return "; ".join(quoted) + (f"; and {more} more reasons" if more > 0 else "")
 
 
 def _history(good: pd.DataFrame) -> pd.DataFrame:
@@ -199,17 +242,6 @@ def _history(good: pd.DataFrame) -> pd.DataFrame:
     suffix = ids.str.extract(VARIANT_SUFFIX, expand=False).fillna("")
     frame["variant"] = frame["variant"].where(frame["variant"] != "", suffix)
     return normalise_history(frame.reindex(columns=list(HISTORY_COLUMNS)))
-
-
-def _explain(record: dict[str, str], fallback: str) -> str:
-    """Pydantic's message for a bad row, or the vectorised reason when pydantic accepts it."""
-    fields = {k: v for k, v in record.items() if k in PriceObservation.model_fields and v != ""}
-    fields["set_id"] = set_id_of(record.get("card_id", ""))
-    try:
-        PriceObservation.model_validate(fields)
-    except ValidationError as e:
-        return problems(e)
-    return fallback
 
 
 class CsvSource:
