@@ -54,16 +54,19 @@ def test_zero_or_empty_price_is_no_price_not_a_bad_row(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("row", "reason"),
     [
-        ("sv1-1_normal,2024-02-30,1.0,,,,,,,", "date"),
-        ("sv1-1_normal,yesterday,1.0,,,,,,,", "date"),
-        ("sv1-1_normal,2024-01-21,-3.5,,,,,,,", "market_price"),
-        ("sv1-1_normal,2024-01-21,cheap,,,,,,,", "market_price"),
-        ("sv1-1_normal,2024-01-21,inf,,,,,,,", "market_price"),
-        (",2024-01-21,1.0,,,,,,,", "card_id"),
-        ("sv1 1 normal,2024-01-21,1.0,,,,,,,", "card_id"),
-        ("sv1-1_normal,2024-01-21,1.0,2.5,,,,,,", "volume"),
-        ("sv1-1_normal,2024-01-21,1.0,-1,,,,,,", "volume"),
-        ("sv1-1_normal,2024-01-21,1.0,,,,,,01/01/2023,", "release_date"),
+        (
+            "sv1-1_normal,2024-02-30,1.0,,,,,,,",
+            "date: must be a date YYYY-MM-DD, found '2024-02-30'",
+        ),
+        ("sv1-1_normal,yesterday,1.0,,,,,,,", "date: must be a date YYYY-MM-DD, found 'yesterday'"),
+        ("sv1-1_normal,,1.0,,,,,,,", "date: missing"),
+        ("sv1-1_normal,2024-01-21,-3.5,,,,,,,", "market_price: must not be negative, found '-3.5'"),
+        ("sv1-1_normal,2024-01-21,cheap,,,,,,,", "market_price: must be a number, found 'cheap'"),
+        ("sv1-1_normal,2024-01-21,inf,,,,,,,", "market_price: must be a number, found 'inf'"),
+        (",2024-01-21,1.0,,,,,,,", "card_id: missing"),
+        ("sv1 1 normal,2024-01-21,1.0,,,,,,,", "card_id: must be a card print id"),
+        # The first failing column names the row.
+        ("sv1 1,2024-01-21,-1,,,,,,,", "card_id: must be a card print id"),
     ],
 )
 def test_a_bad_row_is_skipped_and_reported_with_file_and_line(
@@ -77,7 +80,38 @@ def test_a_bad_row_is_skipped_and_reported_with_file_and_line(
     [bad] = result.bad_rows
     assert bad.file == str(path)
     assert bad.line == 4  # header is line 1, then two good rows
-    assert reason in bad.reason
+    assert bad.reason.startswith(reason)
+
+
+def test_an_unusable_optional_value_is_read_as_missing_with_one_warning_per_column(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "p.csv"
+    path.write_text(
+        "card_id,date,market_price,volume,low_price,release_date\n"
+        "sv1-1_normal,2024-01-07,1.0,3.5,$0.50,03/31/2023\n"
+        "sv1-2_normal,2024-01-07,2.0,-1,0.5,03/31/2023\n"
+        "sv1-3_normal,2024-01-07,3.0,4,0.75,2023-03-31\n",
+        encoding="utf-8",
+    )
+
+    # Every row has an unusable optional value: none of them is a bad row.
+    result = read_long_csv(path, max_bad_share=0.0)
+
+    assert result.bad_rows == []
+    history = result.history
+    assert history["market_price"].tolist() == [1.0, 2.0, 3.0]
+    assert history["volume"].isna().tolist() == [True, True, False]
+    assert history["low_price"].isna().tolist() == [True, False, False]
+    assert history["release_date"].isna().tolist() == [True, True, False]
+    assert [r.getMessage() for r in caplog.records] == [
+        f"{path}: low_price: 1 unusable value read as missing, first at {path}:2: "
+        "must be a number, found '$0.50'",
+        f"{path}: volume: 2 unusable values read as missing, first at {path}:2: "
+        "must be a whole number, found '3.5'",
+        f"{path}: release_date: 2 unusable values read as missing, first at {path}:2: "
+        "must be a date YYYY-MM-DD, found '03/31/2023'",
+    ]
 
 
 def test_line_numbers_survive_blank_lines(tmp_path: Path) -> None:

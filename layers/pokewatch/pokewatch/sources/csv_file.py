@@ -6,6 +6,10 @@ that a problem is reported with the offending text. Bad rows are skipped and rep
 file and line; when there are too many of them the file is rejected as a whole, because a mostly
 broken file is a wrong file rather than a few typos. The rejection groups the bad rows by reason:
 a wrong format makes every row fail for the same reason, which one line with a count says best.
+
+Only the required columns (card id, date, market price) make a row bad. An unusable value in an
+optional column is read as missing, with one warning per column: exports differ most in the
+columns the model can do without, and one odd column should not cost the whole file.
 """
 
 from __future__ import annotations
@@ -74,8 +78,10 @@ def read_long_csv(path: str | Path, max_bad_share: float = 0.05) -> CsvReadResul
     """Read a long-format price CSV (plain or `.gz`) into a history table.
 
     Rows with a 0 or empty market price carry no price and are dropped silently, as the format
-    says. Rows with a missing or malformed card id, an unparseable date, a negative or
-    non-numeric price (or a bad optional column) are skipped and listed in `bad_rows`. Raises
+    says. Rows with a missing or malformed card id, a missing or unparseable date, or a negative
+    or non-numeric price are skipped and listed in `bad_rows`. An unusable value in an optional
+    column (volume, low_price, high_price, release_date) is read as missing and logged, once per
+    column, with its count, first line and an example. Raises
     `SourceError` when the file cannot be read, lacks a required column, or when the share of
     bad rows is above `max_bad_share`.
 
@@ -94,6 +100,7 @@ def read_long_csv(path: str | Path, max_bad_share: float = 0.05) -> CsvReadResul
 
     parsed, problems = _parse_columns(raw)
     bad = _bad_table(raw, lines, problems)
+    _warn_unusable_optional(name, raw, lines, problems)
     no_price = parsed["market_price"].isna() | (parsed["market_price"] == 0)
     good = ~raw.index.isin(bad.index) & ~no_price
 
@@ -186,11 +193,12 @@ def _number(text: pd.Series, whole: bool) -> tuple[pd.Series, pd.Series]:
 
 
 def _bad_table(raw: pd.DataFrame, lines: pd.Series, problems: dict[str, pd.Series]) -> pd.DataFrame:
-    """The bad rows in file order: line, the first column with a problem, the problem and the
-    cell's text."""
+    """The bad rows in file order: line, the first required column with a problem, the problem
+    and the cell's text."""
     parts = []
     seen = pd.Series(False, index=raw.index)
-    for column, problem in problems.items():
+    for column in REQUIRED_COLUMNS:
+        problem = problems[column]
         rows = problem.notna() & ~seen
         seen |= rows
         parts.append(
@@ -204,6 +212,27 @@ def _bad_table(raw: pd.DataFrame, lines: pd.Series, problems: dict[str, pd.Serie
             )
         )
     return pd.concat(parts).sort_index()
+
+
+def _warn_unusable_optional(
+    name: str, raw: pd.DataFrame, lines: pd.Series, problems: dict[str, pd.Series]
+) -> None:
+    """One warning per optional column with unusable values (which are read as missing)."""
+    for column, problem in problems.items():
+        unusable = problem.notna()
+        if column in REQUIRED_COLUMNS or not unusable.any():
+            continue
+        first = unusable.idxmax()
+        detail = _details(problem[[first]], raw.loc[[first], column]).iloc[0]
+        logger.warning(
+            "%s: %s: %s read as missing, first at %s:%d: %s",
+            name,
+            column,
+            _count(unusable.sum(), "unusable value"),
+            name,
+            lines[first],
+            detail,
+        )
 
 
 def _details(problem: pd.Series, text: pd.Series) -> pd.Series:
@@ -221,12 +250,16 @@ def _summary(name: str, bad: pd.DataFrame) -> str:
     groups = groups.sort_values("rows", ascending=False, kind="stable").reset_index()
     groups["detail"] = _details(groups["problem"], groups["text"])
     quoted = [
-        f"{g.column}: {g.rows} row{'s' if g.rows != 1 else ''}, first at {name}:{g.line}: "
-        f"{g.detail}"
+        f"{g.column}: {_count(g.rows, 'row')}, first at {name}:{g.line}: {g.detail}"
         for g in groups.head(QUOTED_REASONS).itertuples()
     ]
     more = len(groups) - QUOTED_REASONS
     return "; ".join(quoted) + (f"; and {more} more reasons" if more > 0 else "")
+
+
+def _count(n: int, noun: str) -> str:
+    """`1 row`, `2 rows`."""
+    return f"{n} {noun}{'s' if n != 1 else ''}"
 
 
 def _history(good: pd.DataFrame) -> pd.DataFrame:
