@@ -51,6 +51,30 @@ def test_zero_or_empty_price_is_no_price_not_a_bad_row(tmp_path: Path) -> None:
     assert len(result.history) == 4
 
 
+@pytest.mark.parametrize("marker", ["NA", "n/a", "N/A", "null", "NULL", "None", "nan", "NaN"])
+def test_a_missing_value_marker_is_empty(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, marker: str
+) -> None:
+    unpriced = f"sv1-2_normal,2024-01-07,{marker},{marker},,,,,{marker},"
+    optional_missing = f"sv1-3_normal,2024-01-07,2.0,{marker},,,,,{marker},"
+    result = read_long_csv(write_csv(tmp_path / "p.csv", [*GOOD, unpriced, optional_missing]))
+
+    assert result.bad_rows == []
+    assert caplog.records == []  # a marker is no unusable value
+    history = result.history
+    assert len(history) == 5 and "sv1-2_normal" not in set(history["card_id"])
+    last = history.iloc[-1]
+    assert pd.isna(last["volume"]) and pd.isna(last["release_date"])
+
+
+def test_a_missing_value_marker_in_the_date_is_a_missing_date(tmp_path: Path) -> None:
+    path = write_csv(tmp_path / "p.csv", [*GOOD, "sv1-2_normal,NA,1.0,,,,,,,"])
+
+    [bad] = read_long_csv(path, max_bad_share=0.5).bad_rows
+
+    assert bad.reason == "date: missing, found 'NA'"
+
+
 @pytest.mark.parametrize(
     ("row", "reason"),
     [

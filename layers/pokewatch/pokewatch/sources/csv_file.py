@@ -35,6 +35,9 @@ REQUIRED_COLUMNS: tuple[str, ...] = ("card_id", "date", "market_price")
 TEXT_COLUMNS: tuple[str, ...] = ("name", "set_name", "series", "rarity", "variant")
 #: Optional numeric columns and whether they must be whole numbers.
 OPTIONAL_NUMBERS: dict[str, bool] = {"low_price": False, "high_price": False, "volume": True}
+#: Texts that mean "no value" in a number or date column, as an empty cell does (compared in
+#: lower case): what spreadsheets, R and pandas write for a missing value.
+MISSING_MARKERS: frozenset[str] = frozenset({"na", "n/a", "null", "none", "nan"})
 #: How many reasons (each with its count, first line and example) a bad-row summary quotes.
 QUOTED_REASONS = 3
 #: How much of an offending cell a message quotes.
@@ -78,12 +81,12 @@ def read_long_csv(path: str | Path, max_bad_share: float = 0.05) -> CsvReadResul
     """Read a long-format price CSV (plain or `.gz`) into a history table.
 
     Rows with a 0 or empty market price carry no price and are dropped silently, as the format
-    says. Rows with a missing or malformed card id, a missing or unparseable date, or a negative
-    or non-numeric price are skipped and listed in `bad_rows`. An unusable value in an optional
+    says; in a number or date column, `MISSING_MARKERS` such as "NA" or "null" count as empty.
+    Rows with a missing or malformed card id, a missing or unparseable date, or a negative or
+    non-numeric price are skipped and listed in `bad_rows`. An unusable value in an optional
     column (volume, low_price, high_price, release_date) is read as missing and logged, once per
-    column, with its count, first line and an example. Raises
-    `SourceError` when the file cannot be read, lacks a required column, or when the share of
-    bad rows is above `max_bad_share`.
+    column, with its count, first line and an example. Raises `SourceError` when the file cannot
+    be read, lacks a required column, or when the share of bad rows is above `max_bad_share`.
 
     Line numbers assume one line per row (no line breaks inside quoted fields).
     """
@@ -150,15 +153,14 @@ def _parse_columns(raw: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, pd.Series
     )
     out["card_id"], problems["card_id"] = card_id, problem
 
-    out["date"], problems["date"] = _days(raw["date"])
-    problems["date"][raw["date"] == ""] = "missing"
+    out["date"], problems["date"] = _days(raw["date"], required=True)
     out["market_price"], problems["market_price"] = _number(raw["market_price"], whole=False)
 
     for column, whole in OPTIONAL_NUMBERS.items():
         if column in raw.columns:
             out[column], problems[column] = _number(raw[column], whole)
     if "release_date" in raw.columns:
-        out["release_date"], problems["release_date"] = _days(raw["release_date"])
+        out["release_date"], problems["release_date"] = _days(raw["release_date"], required=False)
 
     for column in TEXT_COLUMNS:
         if column in raw.columns:
@@ -171,11 +173,15 @@ def _no_problem(text: pd.Series) -> pd.Series:
     return pd.Series(pd.NA, index=text.index, dtype="object")
 
 
-def _days(text: pd.Series) -> tuple[pd.Series, pd.Series]:
-    """A date column (NaT when empty), and why a cell is not a date."""
+def _days(text: pd.Series, required: bool) -> tuple[pd.Series, pd.Series]:
+    """A date column (NaT when empty), and why a cell is not a date (or, when `required`, that
+    it is empty)."""
     day = pd.to_datetime(text, format=_ISO_DATE, errors="coerce")
+    empty = _empty(text, day.isna())
     problem = _no_problem(text)
-    problem[day.isna() & (text != "")] = "must be a date YYYY-MM-DD"
+    problem[day.isna() & ~empty] = "must be a date YYYY-MM-DD"
+    if required:
+        problem[empty] = "missing"
     return day, problem
 
 
@@ -185,11 +191,19 @@ def _number(text: pd.Series, whole: bool) -> tuple[pd.Series, pd.Series]:
     value = pd.to_numeric(text, errors="coerce").astype("float64")
     finite = value.abs().lt(math.inf)  # False for NaN and ±inf
     problem = _no_problem(text)
-    problem[(text != "") & ~finite] = "must be a number"
+    problem[~finite & ~_empty(text, ~finite)] = "must be a number"
     problem[finite & (value < 0)] = "must not be negative"
     if whole:
         problem[finite & (value >= 0) & (value != value.round())] = "must be a whole number"
     return value.where(problem.isna()), problem
+
+
+def _empty(text: pd.Series, unparsed: pd.Series) -> pd.Series:
+    """The cells that are empty or hold one of the `MISSING_MARKERS`. Only the `unparsed` cells
+    can hold a marker: comparing those alone keeps a clean file fast."""
+    marker = pd.Series(False, index=text.index)
+    marker[unparsed] = text[unparsed].str.lower().isin(MISSING_MARKERS)
+    return (text == "") | marker
 
 
 def _bad_table(raw: pd.DataFrame, lines: pd.Series, problems: dict[str, pd.Series]) -> pd.DataFrame:
