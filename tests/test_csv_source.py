@@ -138,6 +138,41 @@ def test_an_unusable_optional_value_is_read_as_missing_with_one_warning_per_colu
     ]
 
 
+@pytest.mark.parametrize(
+    "date",
+    [
+        "2024-01-05 00:00",
+        "2024-01-05 00:00:00",
+        "2024-01-05T00:00:00",
+        "2024-01-05T00:00:00Z",
+        "2024-01-05T00:00:00+00:00",
+        "2024-01-05 00:00:00.000",
+    ],
+)
+def test_a_date_may_be_a_timestamp_at_midnight(tmp_path: Path, date: str) -> None:
+    path = write_csv(tmp_path / "p.csv", [f"sv1-1_normal,{date},1.5,,,,,,{date},"])
+
+    history = read_long_csv(path, max_bad_share=0.0).history
+
+    assert history["date"].tolist() == [pd.Timestamp("2024-01-05")]
+    assert history["release_date"].tolist() == [pd.Timestamp("2024-01-05")]
+
+
+@pytest.mark.parametrize(
+    "date", ["2024-01-05 13:30:00", "2024-01-05T00:00:01", "2024-01-05T00:00:00+02:00"]
+)
+def test_a_date_with_another_time_is_a_bad_row_that_says_the_format_is_daily(
+    tmp_path: Path, date: str
+) -> None:
+    path = write_csv(tmp_path / "p.csv", [*GOOD, f"sv1-1_normal,{date},1.5,,,,,,,"])
+
+    [bad] = read_long_csv(path, max_bad_share=0.5).bad_rows
+
+    assert bad.reason == (
+        f"date: must be a day YYYY-MM-DD; a time is accepted only at midnight UTC, found '{date}'"
+    )
+
+
 def test_line_numbers_survive_blank_lines(tmp_path: Path) -> None:
     path = write_csv(tmp_path / "p.csv", [GOOD[0], "", GOOD[1], "sv1-1_normal,nope,1,,,,,,,"])
 
