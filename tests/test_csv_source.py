@@ -173,6 +173,35 @@ def test_a_date_with_another_time_is_a_bad_row_that_says_the_format_is_daily(
     )
 
 
+def test_rows_repeating_a_card_and_date_with_different_prices_are_counted_in_one_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    lines = [
+        *GOOD,
+        GOOD[0],  # an exact repeat: silent
+        "sv1-1_normal,2024-01-14,1.35,,,,,,,",  # line 7, after GOOD[1] on line 3
+        "base1-4_holofoil,2024-01-07,340,,,,,,,",
+        "sv1-1_normal,2024-01-14,1.30,,,,,,,",
+    ]
+    path = write_csv(tmp_path / "p.csv", lines)
+
+    result = read_long_csv(path)
+
+    assert len(result.history) == 8  # the reader keeps every row; later stages use the last
+    assert [r.getMessage() for r in caplog.records] == [
+        f"{path}: 2 (card_id, date) pairs repeated with different market prices, the last row "
+        f"of each is used; first at {path}:3: sv1-1_normal on 2024-01-14 priced 1.3, 1.35, 1.3 "
+        "(lines 3, 7, 9)"
+    ]
+
+
+def test_exact_repeats_are_silent(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    result = read_long_csv(write_csv(tmp_path / "p.csv", [*GOOD, *GOOD]))
+
+    assert len(result.history) == 8
+    assert caplog.records == []
+
+
 def test_line_numbers_survive_blank_lines(tmp_path: Path) -> None:
     path = write_csv(tmp_path / "p.csv", [GOOD[0], "", GOOD[1], "sv1-1_normal,nope,1,,,,,,,"])
 

@@ -88,8 +88,10 @@ def read_long_csv(path: str | Path, max_bad_share: float = 0.05) -> CsvReadResul
     Rows with a missing or malformed card id, a missing or unparseable date, or a negative or
     non-numeric price are skipped and listed in `bad_rows`. An unusable value in an optional
     column (volume, low_price, high_price, release_date) is read as missing and logged, once per
-    column, with its count, first line and an example. Raises `SourceError` when the file cannot
-    be read, lacks a required column, or when the share of bad rows is above `max_bad_share`.
+    column, with its count, first line and an example; so are rows that repeat a (card_id, date)
+    with a different market price (exact repeats are harmless and pass silently). Raises
+    `SourceError` when the file cannot be read, lacks a required column, or when the share of
+    bad rows is above `max_bad_share`.
 
     Line numbers assume one line per row (no line breaks inside quoted fields).
     """
@@ -115,6 +117,7 @@ def read_long_csv(path: str | Path, max_bad_share: float = 0.05) -> CsvReadResul
         BadRow(file=name, line=line, reason=reason)
         for line, reason in zip(bad["line"].tolist(), reasons.tolist(), strict=True)
     ]
+    _warn_conflicting_prices(name, parsed[good], lines)
     result = CsvReadResult(history=_history(parsed[good]), bad_rows=bad_rows, total_rows=len(raw))
     if result.bad_share > max_bad_share:
         raise SourceError(
@@ -264,6 +267,32 @@ def _warn_unusable_optional(
             lines[first],
             detail,
         )
+
+
+def _warn_conflicting_prices(name: str, priced: pd.DataFrame, lines: pd.Series) -> None:
+    """One warning for the (card_id, date) pairs whose rows disagree on the market price: the
+    history keeps them all, and later stages use the last row of a pair
+    (`card_day.last_per_card_day`), so the other prices would be dropped without a word."""
+    keys = ["card_id", "date"]
+    repeated = priced[priced.duplicated(keys, keep=False)]
+    prices = repeated.groupby(keys, sort=False)["market_price"].nunique()
+    conflicting = prices[prices > 1]
+    if conflicting.empty:
+        return
+    card_id, date = conflicting.index[0]
+    first = repeated[(repeated["card_id"] == card_id) & (repeated["date"] == date)]
+    logger.warning(
+        "%s: %s repeated with different market prices, the last row of each is used; "
+        "first at %s:%d: %s on %s priced %s (lines %s)",
+        name,
+        _count(len(conflicting), "(card_id, date) pair"),
+        name,
+        lines[first.index[0]],
+        card_id,
+        f"{date:%Y-%m-%d}",
+        ", ".join(f"{p:g}" for p in first["market_price"]),
+        ", ".join(str(line) for line in lines[first.index]),
+    )
 
 
 def _details(problem: pd.Series, text: pd.Series) -> pd.Series:
