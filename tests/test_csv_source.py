@@ -258,11 +258,48 @@ def test_bad_share_at_the_threshold_is_accepted(tmp_path: Path) -> None:
     assert result.bad_share == pytest.approx(0.2)
 
 
-def test_missing_required_column_is_an_error(tmp_path: Path) -> None:
+def test_missing_required_column_is_an_error_that_lists_the_columns_found(tmp_path: Path) -> None:
     path = tmp_path / "p.csv"
     path.write_text("card_id,price\nsv1-1_normal,1.0\n", encoding="utf-8")
 
-    with pytest.raises(SourceError, match=r"date, market_price"):
+    with pytest.raises(SourceError) as caught:
+        read_long_csv(path)
+
+    assert str(caught.value) == (
+        f"{path}: missing required column(s) date, market_price; found 'card_id', 'price'"
+    )
+
+
+def test_a_header_separated_by_semicolons_is_named_as_such(tmp_path: Path) -> None:
+    path = tmp_path / "p.csv"
+    path.write_text("card_id;date;market_price\nsv1-1_normal;2024-01-07;1.0\n", encoding="utf-8")
+
+    with pytest.raises(SourceError) as caught:
+        read_long_csv(path)
+
+    assert str(caught.value) == (
+        f"{path}: missing required column(s) card_id, date, market_price; found "
+        "'card_id;date;market_price' (separated by ';'? The format separates columns by commas)"
+    )
+
+
+def test_header_names_are_matched_without_case_or_surrounding_spaces(tmp_path: Path) -> None:
+    path = tmp_path / "p.csv"
+    path.write_text(
+        "CARD_ID, Date ,Market_Price,Volume\nsv1-1_normal,2024-01-07,1.0,2\n", encoding="utf-8"
+    )
+
+    history = read_long_csv(path).history
+
+    assert history["card_id"].tolist() == ["sv1-1_normal"]
+    assert history["volume"].tolist() == [2]
+
+
+def test_a_column_named_twice_up_to_case_is_an_error(tmp_path: Path) -> None:
+    path = tmp_path / "p.csv"
+    path.write_text("card_id,date,market_price,Date\nsv1-1_normal,2024-01-07,1.0,x\n", "utf-8")
+
+    with pytest.raises(SourceError, match=r"column\(s\) date appear more than once"):
         read_long_csv(path)
 
 

@@ -35,6 +35,8 @@ REQUIRED_COLUMNS: tuple[str, ...] = ("card_id", "date", "market_price")
 TEXT_COLUMNS: tuple[str, ...] = ("name", "set_name", "series", "rarity", "variant")
 #: Optional numeric columns and whether they must be whole numbers.
 OPTIONAL_NUMBERS: dict[str, bool] = {"low_price": False, "high_price": False, "volume": True}
+#: How many header names a missing-column error quotes.
+QUOTED_COLUMNS = 12
 #: Texts that mean "no value" in a number or date column, as an empty cell does (compared in
 #: lower case): what spreadsheets, R and pandas write for a missing value.
 MISSING_MARKERS: frozenset[str] = frozenset({"na", "n/a", "null", "none", "nan"})
@@ -99,7 +101,9 @@ def read_long_csv(path: str | Path, max_bad_share: float = 0.05) -> CsvReadResul
     raw = _read_text_table(path)
     missing = [c for c in REQUIRED_COLUMNS if c not in raw.columns]
     if missing:
-        raise SourceError(f"{name}: missing required column(s) {', '.join(missing)}")
+        raise SourceError(
+            f"{name}: missing required column(s) {', '.join(missing)}; {_header(raw.columns)}"
+        )
 
     # Blank lines are kept by the reader only so that line numbers stay right.
     blank = (raw == "").all(axis=1)
@@ -130,15 +134,34 @@ def read_long_csv(path: str | Path, max_bad_share: float = 0.05) -> CsvReadResul
 
 
 def _read_text_table(path: str | Path) -> pd.DataFrame:
-    """Every cell as stripped text ("" when empty), one row per line after the header."""
+    """Every cell as stripped text ("" when empty), one row per line after the header. Header
+    names are stripped and in lower case: spreadsheets and hand edits write `CARD_ID` or `Date`."""
     try:
         raw = pd.read_csv(
             path, dtype=str, keep_default_na=False, skip_blank_lines=False, encoding="utf-8-sig"
         )
     except (OSError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as e:
         raise SourceError(f"{path}: cannot read CSV: {e}") from e
-    raw.columns = [str(c).strip() for c in raw.columns]
+    raw.columns = [str(c).strip().lower() for c in raw.columns]
+    repeated = sorted(set(raw.columns[raw.columns.duplicated()]))
+    if repeated:
+        raise SourceError(
+            f"{path}: column(s) {', '.join(repeated)} appear more than once in the header "
+            "(names are compared in lower case)"
+        )
     return raw.apply(lambda column: column.str.strip())
+
+
+def _header(columns: pd.Index) -> str:
+    """The header as read, for a missing-column error: a header read as one name that holds
+    another separator is a file separated by something other than commas."""
+    names = ", ".join(repr(c) for c in columns[:QUOTED_COLUMNS])
+    more = ", ..." if len(columns) > QUOTED_COLUMNS else ""
+    found = f"found {names}{more}"
+    separators = [s for s in ";\t|" if s in columns[0]] if len(columns) == 1 else []
+    if separators:
+        found += f" (separated by {separators[0]!r}? The format separates columns by commas)"
+    return found
 
 
 def _parse_columns(raw: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, pd.Series]]:
