@@ -322,6 +322,34 @@ def test_gzip_and_minimal_columns(tmp_path: Path) -> None:
     assert history["market_price"].tolist() == [2.5, 99.0]
 
 
+@pytest.mark.parametrize("good_lines_before", [2, 20_000])
+def test_a_file_that_is_not_utf8_names_the_line_of_the_first_bad_byte(
+    tmp_path: Path, good_lines_before: int
+) -> None:
+    # pandas' position of the bad byte is one inside its read buffer: 20k lines pass its end.
+    rows = [f"sv1-1_normal,2024-01-07,1.25,,Pineco {i},,,,," for i in range(good_lines_before)]
+    text = "\n".join([HEADER, *rows, "sv1-2_normal,2024-01-07,2,,Pokémon — Ex,,,,,", ""])
+    path = tmp_path / "excel.csv.gz"
+    with gzip.open(path, "wb") as f:
+        f.write(text.encode("cp1252"))
+
+    with pytest.raises(SourceError) as caught:
+        read_long_csv(path)
+
+    assert str(caught.value) == (
+        f"{path}: not UTF-8: line {good_lines_before + 2} has the byte 0xe9, which UTF-8 cannot "
+        "decode (Excel's plain 'CSV' is Windows-1252); save the file as UTF-8 (Excel: 'CSV UTF-8')"
+    )
+
+
+def test_a_header_that_is_not_utf8_is_line_1(tmp_path: Path) -> None:
+    path = tmp_path / "p.csv"
+    path.write_bytes("card_id,date,market_price,catégorie\n".encode("cp1252"))
+
+    with pytest.raises(SourceError, match=r"not UTF-8: line 1 has the byte 0xe9"):
+        read_long_csv(path)
+
+
 def test_a_byte_order_mark_does_not_hide_the_first_column(tmp_path: Path) -> None:
     path = tmp_path / "excel.csv"
     path.write_text("card_id,date,market_price\nsv1-1_normal,2024-01-07,1.25\n", "utf-8-sig")

@@ -137,10 +137,11 @@ def _read_text_table(path: str | Path) -> pd.DataFrame:
     """Every cell as stripped text ("" when empty), one row per line after the header. Header
     names are stripped and in lower case: spreadsheets and hand edits write `CARD_ID` or `Date`."""
     try:
-        raw = pd.read_csv(
-            path, dtype=str, keep_default_na=False, skip_blank_lines=False, encoding="utf-8-sig"
-        )
-    except (OSError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as e:
+        try:
+            raw = _read_csv(path)
+        except UnicodeDecodeError as e:
+            raise SourceError(_not_utf8(path, e)) from e
+    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as e:
         raise SourceError(f"{path}: cannot read CSV: {e}") from e
     raw.columns = [str(c).strip().lower() for c in raw.columns]
     repeated = sorted(set(raw.columns[raw.columns.duplicated()]))
@@ -150,6 +151,37 @@ def _read_text_table(path: str | Path) -> pd.DataFrame:
             "(names are compared in lower case)"
         )
     return raw.apply(lambda column: column.str.strip())
+
+
+def _read_csv(path: str | Path, encoding_errors: str = "strict") -> pd.DataFrame:
+    """The file as text cells, blank lines kept (they count in line numbers)."""
+    return pd.read_csv(
+        path,
+        dtype=str,
+        keep_default_na=False,
+        skip_blank_lines=False,
+        encoding="utf-8-sig",
+        encoding_errors=encoding_errors,
+    )
+
+
+def _not_utf8(path: str | Path, error: UnicodeDecodeError) -> str:
+    """The error of a file that is not UTF-8, naming the line of the first undecodable byte.
+
+    The decoder's position is one inside pandas' read buffer, not the file: the file is read
+    again with undecodable bytes replaced by U+FFFD, and the first cell holding one is the
+    line. (A parse error of that second read is the error of the file.)"""
+    replaced = _read_csv(path, encoding_errors="replace")
+    if any("\ufffd" in str(c) for c in replaced.columns):
+        line = 1
+    else:
+        hit = replaced.apply(lambda column: column.str.contains("\ufffd", regex=False))
+        line = int(hit.any(axis=1).idxmax()) + 2  # a replaced byte is in some cell
+    byte = error.object[error.start : error.start + 1].hex()
+    return (
+        f"{path}: not UTF-8: line {line} has the byte 0x{byte}, which UTF-8 cannot decode "
+        "(Excel's plain 'CSV' is Windows-1252); save the file as UTF-8 (Excel: 'CSV UTF-8')"
+    )
 
 
 def _header(columns: pd.Index) -> str:
