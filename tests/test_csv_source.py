@@ -303,6 +303,31 @@ def test_a_column_named_twice_up_to_case_is_an_error(tmp_path: Path) -> None:
         read_long_csv(path)
 
 
+@pytest.mark.parametrize(
+    ("lines", "found"),
+    [
+        ([], "the file has no data rows"),
+        (
+            ["sv1-1_normal,2024-01-07,0,,,,,,,", "sv1-2_normal,2024-01-07,,,,,,,,", ""],
+            "2 data rows: 0 bad, the others with a market_price of 0 or empty",
+        ),
+        (
+            ["sv1-1_normal,2024-01-07,0,,,,,,,", "sv1-2_normal,someday,1,,,,,,,"],
+            "2 data rows: 1 bad, the others with a market_price of 0 or empty",
+        ),
+    ],
+)
+def test_a_file_without_a_priced_row_is_an_error(
+    tmp_path: Path, lines: list[str], found: str
+) -> None:
+    path = write_csv(tmp_path / "p.csv", lines)
+
+    with pytest.raises(SourceError) as caught:
+        read_long_csv(path, max_bad_share=0.5)
+
+    assert str(caught.value) == f"{path}: no priced rows ({found})"
+
+
 def test_missing_file_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(SourceError, match=r"nothing\.csv"):
         read_long_csv(tmp_path / "nothing.csv")

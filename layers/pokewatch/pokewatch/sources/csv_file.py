@@ -92,8 +92,8 @@ def read_long_csv(path: str | Path, max_bad_share: float = 0.05) -> CsvReadResul
     column (volume, low_price, high_price, release_date) is read as missing and logged, once per
     column, with its count, first line and an example; so are rows that repeat a (card_id, date)
     with a different market price (exact repeats are harmless and pass silently). Raises
-    `SourceError` when the file cannot be read, lacks a required column, or when the share of
-    bad rows is above `max_bad_share`.
+    `SourceError` when the file cannot be read, lacks a required column, when the share of bad
+    rows is above `max_bad_share`, or when no row has a price.
 
     Line numbers assume one line per row (no line breaks inside quoted fields).
     """
@@ -128,6 +128,16 @@ def read_long_csv(path: str | Path, max_bad_share: float = 0.05) -> CsvReadResul
             f"{name}: {len(bad_rows)} bad rows of {result.total_rows} "
             f"({result.bad_share:.1%} > {max_bad_share:.1%} allowed): {_summary(name, bad)}"
         )
+    if result.history.empty:
+        # An empty history is no price data at all: better said here, with the file's name,
+        # than found out by a later stage that needs prices.
+        found = (
+            f"{_count(result.total_rows, 'data row')}: {len(bad_rows)} bad, the others with a "
+            "market_price of 0 or empty"
+            if result.total_rows
+            else "the file has no data rows"
+        )
+        raise SourceError(f"{name}: no priced rows ({found})")
     if bad_rows:
         logger.warning("%s: skipped %d bad rows: %s", name, len(bad_rows), _summary(name, bad))
     return result
