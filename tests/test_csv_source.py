@@ -226,6 +226,21 @@ def test_too_many_bad_rows_reject_the_file_naming_file_count_and_lines(tmp_path:
     )
 
 
+def test_a_rejected_file_has_its_error_alone(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    lines = [
+        "sv1-1_normal,2024-01-07,1.0,3.5,,,,,,",  # an unusable volume
+        "sv1-1_normal,2024-01-07,2.0,,,,,,,",  # another price for the same card and day
+        "sv1-1_normal,someday,1.0,,,,,,,",
+    ]
+
+    with pytest.raises(SourceError, match="1 bad rows of 3"):
+        read_long_csv(write_csv(tmp_path / "p.csv", lines), max_bad_share=0.1)
+
+    assert caplog.records == []
+
+
 def test_a_rejection_groups_the_bad_rows_by_reason_most_frequent_first(tmp_path: Path) -> None:
     bad = [
         "sv1-1_normal,2024-01-21,cheap,,,,,,,",

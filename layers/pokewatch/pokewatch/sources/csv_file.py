@@ -35,11 +35,11 @@ REQUIRED_COLUMNS: tuple[str, ...] = ("card_id", "date", "market_price")
 TEXT_COLUMNS: tuple[str, ...] = ("name", "set_name", "series", "rarity", "variant")
 #: Optional numeric columns and whether they must be whole numbers.
 OPTIONAL_NUMBERS: dict[str, bool] = {"low_price": False, "high_price": False, "volume": True}
-#: How many header names a missing-column error quotes.
-QUOTED_COLUMNS = 12
 #: Texts that mean "no value" in a number or date column, as an empty cell does (compared in
 #: lower case): what spreadsheets, R and pandas write for a missing value.
 MISSING_MARKERS: frozenset[str] = frozenset({"na", "n/a", "null", "none", "nan"})
+#: How many header names a missing-column error quotes.
+QUOTED_COLUMNS = 12
 #: How many reasons (each with its count, first line and example) a bad-row summary quotes.
 QUOTED_REASONS = 3
 #: How much of an offending cell a message quotes.
@@ -112,7 +112,6 @@ def read_long_csv(path: str | Path, max_bad_share: float = 0.05) -> CsvReadResul
 
     parsed, problems = _parse_columns(raw)
     bad = _bad_table(raw, lines, problems)
-    _warn_unusable_optional(name, raw, lines, problems)
     no_price = parsed["market_price"].isna() | (parsed["market_price"] == 0)
     good = ~raw.index.isin(bad.index) & ~no_price
 
@@ -121,7 +120,6 @@ def read_long_csv(path: str | Path, max_bad_share: float = 0.05) -> CsvReadResul
         BadRow(file=name, line=line, reason=reason)
         for line, reason in zip(bad["line"].tolist(), reasons.tolist(), strict=True)
     ]
-    _warn_conflicting_prices(name, parsed[good], lines)
     result = CsvReadResult(history=_history(parsed[good]), bad_rows=bad_rows, total_rows=len(raw))
     if result.bad_share > max_bad_share:
         raise SourceError(
@@ -138,8 +136,11 @@ def read_long_csv(path: str | Path, max_bad_share: float = 0.05) -> CsvReadResul
             else "the file has no data rows"
         )
         raise SourceError(f"{name}: no priced rows ({found})")
+    # Warnings only for a file that is read: a rejected one has its error.
     if bad_rows:
         logger.warning("%s: skipped %d bad rows: %s", name, len(bad_rows), _summary(name, bad))
+    _warn_unusable_optional(name, raw, lines, problems)
+    _warn_conflicting_prices(name, parsed[good], lines)
     return result
 
 
