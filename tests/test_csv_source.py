@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from pokewatch.observations import HISTORY_COLUMNS
+from pokewatch.observations import HISTORY_COLUMNS, PriceObservation
 from pokewatch.sources.base import SourceError
 from pokewatch.sources.csv_file import CsvSource, read_long_csv
 
@@ -200,6 +200,26 @@ def test_exact_repeats_are_silent(tmp_path: Path, caplog: pytest.LogCaptureFixtu
 
     assert len(result.history) == 8
     assert caplog.records == []
+
+
+def test_every_row_the_reader_accepts_is_a_valid_price_observation(tmp_path: Path) -> None:
+    # The vectorised checks stand in for `PriceObservation`: what they let through, including
+    # what they now tolerate (midnight timestamps, missing markers, unusable optional values),
+    # must be a valid observation.
+    path = tmp_path / "p.csv"
+    path.write_text(
+        "Card_ID,DATE,market_price,volume,low_price,high_price,release_date,variant\n"
+        "sv1-1_normal,2024-01-05T00:00:00Z,1.5,NA,n/a,2.0,03/31/2023,\n"
+        "sv1-2_holofoil,2024-01-05 00:00:00,2,3.5,-1,inf,2023-03-31 00:00,holo\n"
+        "base1-4_holofoil,2024-1-5,350,7,1,null,1999-01-09,\n",
+        encoding="utf-8",
+    )
+
+    history = read_long_csv(path).history
+
+    assert len(history) == 3
+    for row in history.astype(object).where(history.notna(), None).to_dict("records"):
+        PriceObservation.model_validate({k: v for k, v in row.items() if v is not None})
 
 
 def test_line_numbers_survive_blank_lines(tmp_path: Path) -> None:
