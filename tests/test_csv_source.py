@@ -89,6 +89,11 @@ def test_a_missing_value_marker_in_the_date_is_a_missing_date(tmp_path: Path) ->
         ("sv1-1_normal,2024-01-21,inf,,,,,,,", "market_price: must be a number, found 'inf'"),
         (",2024-01-21,1.0,,,,,,,", "card_id: missing"),
         ("sv1 1 normal,2024-01-21,1.0,,,,,,,", "card_id: must be a card print id"),
+        # A long cell is quoted in part.
+        (
+            f"sv1-{'9' * 200}_normal,2024-01-21,1.0,,,,,,,",
+            f"card_id: must be at most 128 characters, found 'sv1-{'9' * 36}'",
+        ),
         # The first failing column names the row.
         ("sv1 1,2024-01-21,-1,,,,,,,", "card_id: must be a card print id"),
     ],
