@@ -6,7 +6,8 @@ handlers, against what the Step Functions documentation says they do:
 - MaxAttempts is the number of retries after the first attempt;
 - the n-th retry of a retrier waits IntervalSeconds × BackoffRate^(n−1), capped at
   MaxDelaySeconds, and JitterStrategy FULL makes that a uniform draw in [0, that];
-- an error no retrier matches (ValueError) is not retried, and Catch `States.ALL` takes it.
+- an error no retrier matches (ValueError, NotEnoughHistory) is not retried, and Catch
+  `States.ALL` takes it.
 
 The waits are recorded with `sleep=`, and the interpreter's jitter draws come from the global
 `random` generator, so seeding it lets the test replay the exact draws. Every number a test
@@ -226,9 +227,9 @@ def test_each_retrier_keeps_its_own_count(
     assert retried_errors(result, "Collect") == [LAMBDA_ERRORS] + ["TransientSourceError"] * 3
     assert task_attempts(result, "Collect") == 5
     assert store.list_keys("raw/") == ["raw/source=pokemontcg/dt=2024-06-01/set=sv1.parquet"]
-    # One snapshot is no history to backtest: Train's ValueError is not retried, but caught.
+    # One snapshot is no history to backtest: Train's NotEnoughHistory is not retried, but caught.
     assert task_attempts(result, "Train") == 1 and retried_errors(result, "Train") == []
-    assert result.error == "ValueError"
+    assert result.error == "NotEnoughHistory"
     assert notification(store)["state"] == "NotifyFailure"
 
 
