@@ -16,7 +16,10 @@ walk-forward), so nothing is tuned to the data it is later judged on:
    that guards against a model that does not beat repeating the last price;
 3. the interval is split-conformal: calibration residuals of the chosen configuration, divided
    by a per-card volatility scale so quiet cards get tight intervals and volatile cards wide
-   ones, give the lower and upper quantiles of the `interval_level` band;
+   ones, give the lower and upper quantiles of the `interval_level` band, separately for each
+   of `INTERVAL_BUCKETS` bands of that scale (group-conditional, "Mondrian" conformal): one
+   quantile for all would make the band hold on average only, too narrow for the quiet cards
+   that do move and too wide for the volatile ones;
 4. the chosen configuration is refitted on all rows for prediction.
 
 Next to that median the model fits the *expected* price: the mean forward return, under a
@@ -65,7 +68,7 @@ TRUSTED_TYPES: tuple[str, ...] = (
 VALIDATION_DAYS = 56
 
 #: Format version of the serialised state; bumped when its layout or meaning changes (3: the
-#: interval's residual quantiles are in units of `INTERVAL_SCALE_FEATURE`).
+#: interval's quantiles are per band of the `INTERVAL_SCALE_FEATURE` scale).
 FORMAT_VERSION = 3
 
 #: The per-card volatility that scales the interval. Four weeks, not thirteen: the conformal
@@ -75,6 +78,9 @@ FORMAT_VERSION = 3
 #: of the series into the calibration window, twice the volatility of the weeks it was then
 #: applied to, and covered 60% instead of 80%; the 28-day scale covered 76%.
 INTERVAL_SCALE_FEATURE = "vol_28d"
+#: Bands of the interval scale (equal shares of the calibration rows; tied scales such as the
+#: floor of every card that did not move share one band), each calibrated on its own rows.
+INTERVAL_BUCKETS = 5
 
 #: Forward returns above this are counted as this when fitting the expected price: the mean of a
 #: leaf should describe its cards, not the one card in it that tripled.
@@ -140,7 +146,10 @@ class FairPriceModel:
         self.categories_: dict[str, list[str]] = {}
         self.candidate_: str = ""
         self.shrink_: float = 1.0
-        self.residual_quantiles_: tuple[float, float] = (0.0, 0.0)
+        #: Interior edges of the bands of the interval scale, and each band's lower and upper
+        #: quantile of the scaled residuals (shape: bands × 2).
+        self.interval_edges_: np.ndarray = np.empty(0)
+        self.interval_quantiles_: np.ndarray = np.zeros((1, 2))
         self.validation_: dict[str, float] = {}
 
     # --- fitting ------------------------------------------------------------------------------
@@ -174,8 +183,7 @@ class FairPriceModel:
         assert best is not None  # CANDIDATES and SHRINKS are non-empty
         score, candidate, shrink, raw = best
 
-        scores = (y_cal - shrink * raw) / self._scale(calibration)
-        self.residual_quantiles_ = self._conformal_quantiles(scores)
+        self._calibrate_interval(y_cal - shrink * raw, self._scale(calibration))
         self.candidate_, self.shrink_ = candidate.name, shrink
         self.validation_ = {
             "mape_model": score,
@@ -241,6 +249,31 @@ class FairPriceModel:
             **candidate.params,
         ).fit(x, y)
 
+    def _calibrate_interval(self, residuals: np.ndarray, scale: np.ndarray) -> None:
+        """Band edges of the calibration rows' `scale`, and per band the conformal quantiles of
+        `residuals / scale`. A band with fewer than `MIN_ROWS` rows takes those of all rows."""
+        edges = np.unique(np.quantile(scale, np.linspace(0, 1, INTERVAL_BUCKETS + 1)[1:-1]))
+        band = np.searchsorted(edges, scale, side="right")
+        scores = residuals / scale
+        overall = self._conformal_quantiles(scores)
+        self.interval_edges_ = edges
+        self.interval_quantiles_ = np.array(
+            [
+                self._conformal_quantiles(scores[band == b])
+                if np.count_nonzero(band == b) >= self.MIN_ROWS
+                else overall
+                for b in range(len(edges) + 1)
+            ]
+        )
+
+    def _interval_offsets(self, features: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        """The interval's lower and upper log offsets from the fair price, row by row."""
+        scale = self._scale(features)
+        quantiles = self.interval_quantiles_[
+            np.searchsorted(self.interval_edges_, scale, side="right")
+        ]
+        return quantiles[:, 0] * scale, quantiles[:, 1] * scale
+
     def _conformal_quantiles(self, scores: np.ndarray) -> tuple[float, float]:
         """Lower / upper split-conformal quantiles of the scaled residuals (finite-sample
         corrected, so the band covers at least `interval_level` on exchangeable rows)."""
@@ -288,14 +321,13 @@ class FairPriceModel:
         """`fair_price`, `fair_price_low`, `fair_price_high` and `expected_price` of every row
         (index aligned)."""
         change, expected_return = self._predicted(features)
-        scale = self._scale(features)
+        low, high = self._interval_offsets(features)
         price = features["market_price"].to_numpy(dtype=np.float64)
-        low_q, high_q = self.residual_quantiles_
         return pd.DataFrame(
             {
                 "fair_price": price * np.exp(change),
-                "fair_price_low": price * np.exp(change + low_q * scale),
-                "fair_price_high": price * np.exp(change + high_q * scale),
+                "fair_price_low": price * np.exp(change + low),
+                "fair_price_high": price * np.exp(change + high),
                 # A mean of returns >= −1 is >= −1; the floor keeps the price positive anyway.
                 "expected_price": price * (1 + np.maximum(expected_return, -0.9)),
             },
@@ -321,7 +353,8 @@ class FairPriceModel:
             "categories": self.categories_,
             "candidate": self.candidate_,
             "shrink": self.shrink_,
-            "residual_quantiles": list(self.residual_quantiles_),
+            "interval_edges": self.interval_edges_,
+            "interval_quantiles": self.interval_quantiles_,
             "validation": self.validation_,
         }
         return sio.dumps(state, compression=8)
@@ -346,6 +379,7 @@ class FairPriceModel:
         model.categories_ = state["categories"]
         model.candidate_ = state["candidate"]
         model.shrink_ = state["shrink"]
-        model.residual_quantiles_ = tuple(state["residual_quantiles"])
+        model.interval_edges_ = state["interval_edges"]
+        model.interval_quantiles_ = state["interval_quantiles"]
         model.validation_ = state["validation"]
         return model
