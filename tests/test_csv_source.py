@@ -51,7 +51,9 @@ def test_zero_or_empty_price_is_no_price_not_a_bad_row(tmp_path: Path) -> None:
     assert len(result.history) == 4
 
 
-@pytest.mark.parametrize("marker", ["NA", "n/a", "N/A", "null", "NULL", "None", "nan", "NaN"])
+@pytest.mark.parametrize(
+    "marker", ["NA", "n/a", "N/A", "#N/A", "<NA>", "null", "NULL", "None", "nan", "NaN", "-nan"]
+)
 def test_a_missing_value_marker_is_empty(
     tmp_path: Path, caplog: pytest.LogCaptureFixture, marker: str
 ) -> None:
@@ -333,6 +335,29 @@ def test_header_names_are_matched_without_case_or_surrounding_spaces(tmp_path: P
 
     assert history["card_id"].tolist() == ["sv1-1_normal"]
     assert history["volume"].tolist() == [2]
+
+
+def test_rows_with_a_trailing_delimiter_keep_their_columns(tmp_path: Path) -> None:
+    # One field more than the header on every row: pandas would make card_id the index.
+    path = tmp_path / "p.csv"
+    path.write_text(
+        "card_id,date,market_price\nsv1-1_normal,2024-01-07,1.5,\nsv1-2_normal,2024-01-07,2,\n",
+        "utf-8",
+    )
+
+    result = read_long_csv(path)
+
+    assert result.bad_rows == []
+    assert result.history["card_id"].tolist() == ["sv1-1_normal", "sv1-2_normal"]
+    assert result.history["market_price"].tolist() == [1.5, 2.0]
+
+
+def test_a_column_named_twice_exactly_is_an_error(tmp_path: Path) -> None:
+    path = tmp_path / "p.csv"
+    path.write_text("card_id,date,market_price,date\nsv1-1_normal,2024-01-07,1.0,x\n", "utf-8")
+
+    with pytest.raises(SourceError, match=r"column\(s\) date appear more than once"):
+        read_long_csv(path)
 
 
 def test_a_column_named_twice_up_to_case_is_an_error(tmp_path: Path) -> None:

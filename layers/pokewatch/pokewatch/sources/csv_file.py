@@ -18,6 +18,7 @@ import datetime as dt
 import logging
 import math
 import re
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -37,7 +38,9 @@ TEXT_COLUMNS: tuple[str, ...] = ("name", "set_name", "series", "rarity", "varian
 OPTIONAL_NUMBERS: dict[str, bool] = {"low_price": False, "high_price": False, "volume": True}
 #: Texts that mean "no value" in a number or date column, as an empty cell does (compared in
 #: lower case): what spreadsheets, R and pandas write for a missing value.
-MISSING_MARKERS: frozenset[str] = frozenset({"na", "n/a", "null", "none", "nan"})
+MISSING_MARKERS: frozenset[str] = frozenset(
+    {"na", "n/a", "#n/a", "<na>", "null", "none", "nan", "-nan"}
+)
 #: How many header names a missing-column error quotes.
 QUOTED_COLUMNS = 12
 #: How many reasons (each with its count, first line and example) a bad-row summary quotes.
@@ -50,6 +53,7 @@ _CARD_ID = re.compile(CARD_ID_PATTERN)
 _ISO_DATE = "%Y-%m-%d"
 # A day written as a timestamp at midnight (UTC), as spreadsheets export dates: the day part.
 _MIDNIGHT = re.compile(r"^(\d{4}-\d{1,2}-\d{1,2})[ T]00:00(?::00(?:\.0+)?)?(?:Z|\+00:?00)?$")
+_RENAMED_REPEAT = re.compile(r"^(.+)\.\d+$")
 _TIMESTAMP = re.compile(r"^\d{4}-\d{1,2}-\d{1,2}[ T]\d{1,2}:\d{2}")
 
 
@@ -155,7 +159,11 @@ def _read_text_table(path: str | Path) -> pd.DataFrame:
     except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as e:
         raise SourceError(f"{path}: cannot read CSV: {e}") from e
     raw.columns = [str(c).strip().lower() for c in raw.columns]
-    repeated = sorted(set(raw.columns[raw.columns.duplicated()]))
+    # pandas renames an exact repeat `date` to `date.1`; a repeat up to case stays `date`.
+    renamed = {
+        m.group(1) for c in raw.columns if (m := _RENAMED_REPEAT.match(c)) and m.group(1) in raw
+    }
+    repeated = sorted(set(raw.columns[raw.columns.duplicated()]) | renamed)
     if repeated:
         raise SourceError(
             f"{path}: column(s) {', '.join(repeated)} appear more than once in the header "
@@ -166,14 +174,21 @@ def _read_text_table(path: str | Path) -> pd.DataFrame:
 
 def _read_csv(path: str | Path, encoding_errors: str = "strict") -> pd.DataFrame:
     """The file as text cells, blank lines kept (they count in line numbers)."""
-    return pd.read_csv(
-        path,
-        dtype=str,
-        keep_default_na=False,
-        skip_blank_lines=False,
-        encoding="utf-8-sig",
-        encoding_errors=encoding_errors,
-    )
+    with warnings.catch_warnings():
+        # The extra field of a row with a trailing delimiter is dropped (see `index_col`);
+        # pandas' warning about it would only alarm.
+        warnings.simplefilter("ignore", pd.errors.ParserWarning)
+        return pd.read_csv(
+            path,
+            dtype=str,
+            keep_default_na=False,
+            skip_blank_lines=False,
+            # Rows with a delimiter at the end (one field more than the header, as some exports
+            # write) would otherwise make the first column the index and shift every column.
+            index_col=False,
+            encoding="utf-8-sig",
+            encoding_errors=encoding_errors,
+        )
 
 
 def _not_utf8(path: str | Path, error: UnicodeDecodeError) -> str:
