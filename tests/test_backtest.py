@@ -24,7 +24,7 @@ SETTINGS = Settings(backtest_days=84, backtest_refit_days=28, backtest_origin_st
 
 def test_mean_reverting_market_model_beats_naive_and_rule_signals_work() -> None:
     history = synthetic_market(1, cards=120, weeks=60, reversion=0.3, volatility=0.08)
-    metrics = walk_forward(history, SETTINGS)
+    metrics = walk_forward(history, SETTINGS).metrics
     assert metrics.mape_model < 0.85 * metrics.mape_naive
     assert metrics.mape_model < metrics.mape_rolling_mean_3
     assert 0.7 <= metrics.interval_coverage <= 0.9
@@ -35,7 +35,7 @@ def test_mean_reverting_market_model_beats_naive_and_rule_signals_work() -> None
 
 def test_random_walk_naive_is_hard_to_beat_and_interval_covers() -> None:
     history = synthetic_market(2, cards=150, weeks=60, reversion=1.0, volatility=0.04)
-    metrics = walk_forward(history, SETTINGS)
+    metrics = walk_forward(history, SETTINGS).metrics
     assert metrics.mape_model == pytest.approx(metrics.mape_naive, rel=0.05)
     assert metrics.mape_naive < metrics.mape_rolling_mean_3
     assert 0.72 <= metrics.interval_coverage <= 0.88
@@ -122,7 +122,7 @@ def test_origins_leave_each_refit_enough_history_to_fit() -> None:
     first_day = features["date"].min()
     assert origins
     assert all((o - first_day).days >= min_history_days(SETTINGS) for o in origins)
-    assert walk_forward(history, SETTINGS).n_origins == len(origins)
+    assert walk_forward(history, SETTINGS).metrics.n_origins == len(origins)
 
 
 def test_refits_fitted_side_by_side_give_the_same_pairs_as_one_at_a_time() -> None:
@@ -151,17 +151,23 @@ def test_mape_difference_se_of_independent_pairs_is_the_plain_standard_error() -
     pairs = _pairs_with_gaps(
         ["a", "b", "c", "d"], ["2024-01-01", "2024-01-08", "2024-01-15", "2024-01-22"], gaps
     )
-    residual = np.array(gaps) - np.mean(gaps)
-    assert mape_difference_se(pairs) == pytest.approx(np.sqrt((residual**2).sum()) / len(gaps))
+    assert mape_difference_se(pairs) == pytest.approx(np.std(gaps, ddof=1) / np.sqrt(len(gaps)))
 
 
 def test_mape_difference_se_counts_a_shared_market_move_once_per_origin() -> None:
     # Every card gains 2 at the first origin and nothing at the second: six pairs, but only two
     # independent observations. By card the residuals cancel (V_card = 0); by origin they do
-    # not (V_origin = (3² + 3²) / 6² = 0.5), and two-way (0.5 − 6/36) is floored at that.
+    # not (V_origin = (3² + 3²) / 6² × 2 / 1 = 1), and two-way (1 − 0.2) is floored at that.
     cards = ["a", "b", "c"] * 2
     origins = ["2024-01-01"] * 3 + ["2024-01-08"] * 3
     pairs = _pairs_with_gaps(cards, origins, [2.0] * 3 + [0.0] * 3)
-    assert mape_difference_se(pairs) == pytest.approx(np.sqrt(0.5))
-    independent = np.sqrt(6 * 1.0**2) / 6
-    assert mape_difference_se(pairs) > independent
+    assert mape_difference_se(pairs) == pytest.approx(1.0)
+    assert mape_difference_se(pairs) > np.std([2.0] * 3 + [0.0] * 3, ddof=1) / np.sqrt(6)
+
+
+def test_mape_difference_se_counts_a_card_that_is_always_off_once() -> None:
+    # The same with the roles swapped: card a is 2 off at every origin, card b never.
+    cards = ["a", "b"] * 3
+    origins = ["2024-01-01"] * 2 + ["2024-01-08"] * 2 + ["2024-01-15"] * 2
+    pairs = _pairs_with_gaps(cards, origins, [2.0, 0.0] * 3)
+    assert mape_difference_se(pairs) == pytest.approx(1.0)

@@ -216,9 +216,8 @@ def _invoke(args: argparse.Namespace) -> int:
 def _backtest(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
 
-    from pokewatch.backtest import metrics_of_pairs, walk_forward_pairs_of_features
+    from pokewatch.backtest import walk_forward
     from pokewatch.fair_price_model import NotEnoughHistory
-    from pokewatch.features import build_features, median_step_days
     from pokewatch.settings import Settings
     from pokewatch.sources.base import SourceError
     from pokewatch.sources.csv_file import read_long_csv
@@ -235,43 +234,19 @@ def _backtest(args: argparse.Namespace) -> int:
         history = read_long_csv(args.input, settings.csv_max_bad_share).history
     except SourceError as exc:
         raise CliError(str(exc)) from exc
-    features = build_features(history, settings.horizon_days)
     try:
-        metrics = metrics_of_pairs(walk_forward_pairs_of_features(features, settings), settings)
+        backtest = walk_forward(history, settings)
     except NotEnoughHistory as exc:
         raise CliError(f"{args.input}: {exc}") from exc
-    for caveat in _backtest_caveats(
-        metrics.n_refits, median_step_days(features), settings.horizon_days
-    ):
+    for caveat in backtest.caveats:
         print(f"pokewatch: note: {caveat}", file=sys.stderr)
+    metrics = backtest.metrics
     if args.json:
         print(metrics.model_dump_json())
     else:
         for key, value in metrics.model_dump().items():
             print(f"{key:>24}: {value}")
     return 0
-
-
-#: Fewer walk-forward refits than this, and the metrics rest on one or two fits of the model.
-_FEW_REFITS = 3
-
-
-def _backtest_caveats(n_refits: int, step_days: float, horizon_days: int) -> list[str]:
-    """What a reader of the backtest's numbers should know about how little they rest on."""
-    caveats = []
-    if n_refits < _FEW_REFITS:
-        caveats.append(
-            f"only {n_refits} walk-forward refit(s) fit in this history: the metrics rest on "
-            "the first models a short history allows, whose intervals are calibrated on few "
-            "weeks (a longer history gives steadier numbers)"
-        )
-    if horizon_days < step_days:
-        caveats.append(
-            f"the horizon ({horizon_days} days) is shorter than the history's spacing "
-            f"({step_days:g} days): each actual is the next observed price, "
-            f"{step_days:g} days or more ahead"
-        )
-    return caveats
 
 
 def _models_list(args: argparse.Namespace) -> int:

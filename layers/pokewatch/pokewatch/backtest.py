@@ -22,7 +22,7 @@ from pydantic import BaseModel
 from threadpoolctl import threadpool_limits
 
 from pokewatch.fair_price_model import VALIDATION_DAYS, FairPriceModel, NotEnoughHistory
-from pokewatch.features import build_features
+from pokewatch.features import TARGET_WINDOW_DAYS, build_features, median_step_days
 from pokewatch.settings import Settings
 from pokewatch.signals import Signal, deviation_pct
 
@@ -115,8 +115,10 @@ def walk_forward_pairs_of_features(features: pd.DataFrame, settings: Settings) -
         first, last = features["date"].min(), features["date"].max()
         raise NotEnoughHistory(
             f"the history is too short for a {horizon}-day walk-forward backtest: its prices "
-            f"span {(last - first).days} days ({first.date()} to {last.date()}), and it needs "
-            f"more than {needed} (collect a longer history)"
+            f"span {(last - first).days} days ({first.date()} to {last.date()}); an origin needs "
+            f"{min_history_days(settings)} days of prices before it and an observed price "
+            f"{horizon} to {horizon + TARGET_WINDOW_DAYS} days after it, at least {needed} "
+            "days in all (collect a longer history)"
         )
     models = _refitted(
         features, _spaced(origins, settings.backtest_refit_days, from_latest=False), settings
@@ -230,19 +232,23 @@ def mape_difference_se(pairs: pd.DataFrame) -> float:
     A card's pairs at neighbouring origins share most of their horizon, and one origin's pairs
     share the market's move, so the pairs are not independent: the variance is two-way
     cluster-robust (by card and by origin: V_card + V_origin − V_pair), and never less than
-    either one-way variance, so a small backtest cannot look more certain than it is.
+    either one-way variance, so a small backtest cannot look more certain than it is. Each
+    variance has the small-sample factor G / (G − 1) of its G clusters: a short history has
+    only a few origins.
     """
     actual = pairs["actual_price"]
     gap = ((pairs["fair_price"] - actual).abs() - (pairs["market_price"] - actual).abs()) / actual
     residual = gap - gap.mean()
     n = len(residual)
 
-    def variance(clusters: pd.Series) -> float:
-        sums = residual.groupby(clusters.to_numpy(), observed=True).sum()
-        return float((sums**2).sum()) / n**2
+    def variance(clusters: np.ndarray) -> float:
+        sums = residual.groupby(clusters, observed=True).sum()
+        groups = len(sums)
+        return float((sums**2).sum()) / n**2 * (groups / (groups - 1) if groups > 1 else 1.0)
 
-    by_card, by_origin = variance(pairs["card_id"]), variance(pairs["origin"])
-    by_pair = float((residual**2).sum()) / n**2
+    by_card = variance(pairs["card_id"].to_numpy())
+    by_origin = variance(pairs["origin"].to_numpy())
+    by_pair = variance(np.arange(n))
     return math.sqrt(max(by_card + by_origin - by_pair, by_card, by_origin))
 
 
@@ -274,6 +280,38 @@ def metrics_of_pairs(pairs: pd.DataFrame, settings: Settings) -> BacktestMetrics
     )
 
 
-def walk_forward(history: pd.DataFrame, settings: Settings) -> BacktestMetrics:
-    """The walk-forward backtest of `history` (SPEC section 6) at `settings.horizon_days`."""
-    return metrics_of_pairs(walk_forward_pairs(history, settings), settings)
+#: Fewer walk-forward refits than this, and the metrics rest on one or two fits of the model.
+FEW_REFITS = 3
+
+
+class Backtest(BaseModel):
+    """A backtest's metrics, and what a reader of them should know about how much they rest on."""
+
+    metrics: BacktestMetrics
+    caveats: list[str]
+
+
+def caveats(metrics: BacktestMetrics, step_days: float) -> list[str]:
+    """The caveats of `metrics`, measured on a history whose observations are `step_days` apart."""
+    found = []
+    if metrics.n_refits < FEW_REFITS:
+        found.append(
+            f"only {metrics.n_refits} walk-forward refit(s) fit in this history: the metrics "
+            "rest on the first models a short history allows, whose intervals are calibrated "
+            "on few weeks (a longer history gives steadier numbers)"
+        )
+    if metrics.horizon_days < step_days:
+        found.append(
+            f"the horizon ({metrics.horizon_days} days) is shorter than the history's spacing "
+            f"({step_days:g} days): each actual is the next observed price, "
+            f"{step_days:g} days or more ahead"
+        )
+    return found
+
+
+def walk_forward(history: pd.DataFrame, settings: Settings) -> Backtest:
+    """The walk-forward backtest of `history` (SPEC section 6) at `settings.horizon_days`.
+    Raises `NotEnoughHistory` when the history is too short or too small to backtest."""
+    features = build_features(history, settings.horizon_days)
+    metrics = metrics_of_pairs(walk_forward_pairs_of_features(features, settings), settings)
+    return Backtest(metrics=metrics, caveats=caveats(metrics, median_step_days(features)))

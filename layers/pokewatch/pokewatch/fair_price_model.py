@@ -227,7 +227,8 @@ class FairPriceModel:
         if len(inner) < self.MIN_ROWS or len(calibration) < self.MIN_ROWS:
             raise NotEnoughHistory(
                 f"not enough rows with a known target to fit and validate: {len(inner)} before "
-                f"and {len(calibration)} after {cutoff.date()} (need {self.MIN_ROWS} each)"
+                f"and {len(calibration)} after {cutoff.date()} (need {self.MIN_ROWS} each: more "
+                "cards or a longer history)"
             )
         return inner, calibration
 
