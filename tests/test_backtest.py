@@ -86,6 +86,17 @@ def test_cards_priced_on_other_weekdays_are_backtested_from_their_latest_price(
     assert (pairs["fitted_on"] <= pairs["origin"]).all()
 
 
+def test_a_card_priced_twice_in_the_step_is_backtested_from_its_later_price() -> None:
+    weekly = synthetic_market(3, cards=30, weeks=50, reversion=0.5, volatility=0.05)
+    midweek = weekly.assign(
+        date=weekly["date"] + pd.Timedelta(days=3), market_price=weekly["market_price"] * 1.01
+    )
+    history = pd.concat([weekly, midweek], ignore_index=True)
+    pairs = walk_forward_pairs(history, SETTINGS)
+    assert len(pairs) == pairs["origin"].nunique() * 30
+    assert (pairs["price_date"] == pairs["origin"]).all()
+
+
 def test_rolling_mean_3_is_the_mean_of_the_last_three_observations() -> None:
     history = synthetic_market(4, cards=30, weeks=50, reversion=0.5, volatility=0.05)
     pairs = walk_forward_pairs(history, SETTINGS)
