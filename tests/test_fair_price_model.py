@@ -196,9 +196,43 @@ def test_known_by_fits_only_on_targets_observed_by_then(features: pd.DataFrame) 
     assert FairPriceModel().fit(features, known_by=cutoff).validation_["n_calibration"] > 0
 
 
-def test_loading_refuses_an_older_format(model: FairPriceModel) -> None:
+@pytest.mark.parametrize("version", [1, 3])
+def test_loading_refuses_an_older_format(model: FairPriceModel, version: int) -> None:
     data = model.to_bytes()
     state = sio.loads(data, trusted=sio.get_untrusted_types(data=data))
-    state["format_version"] = 1
-    with pytest.raises(ValueError, match="unsupported model format 1"):
+    state["format_version"] = version
+    with pytest.raises(ValueError, match=f"unsupported model format {version}"):
         FairPriceModel.from_bytes(sio.dumps(state))
+
+
+@pytest.mark.parametrize(("n", "lower", "upper"), [(50, 5, 46), (99, 10, 90), (200, 20, 181)])
+def test_conformal_limits_are_the_split_conformal_order_statistics(
+    n: int, lower: int, upper: int
+) -> None:
+    # j = floor((n + 1) * 0.1) and k = ceil((n + 1) * 0.9) of the sorted scores 1..n.
+    scores = np.random.default_rng(n).permutation(np.arange(1.0, n + 1))
+    assert FairPriceModel(interval_level=0.8)._conformal_quantiles(scores) == (lower, upper)
+
+
+def test_too_few_scores_for_the_level_have_no_conformal_limits() -> None:
+    assert FairPriceModel(interval_level=0.8)._conformal_quantiles(np.arange(5.0)) is None
+    assert FairPriceModel(interval_level=0.99)._conformal_quantiles(np.arange(60.0)) is None
+
+
+def test_cards_at_the_scale_floor_make_a_band_of_their_own() -> None:
+    # 30% of the calibration rows did not move (the floor scale), the rest spread above it.
+    rng = np.random.default_rng(0)
+    floor = FairPriceModel.SCALE_FLOOR
+    scale = np.r_[np.full(300, floor), rng.uniform(0.02, 0.3, 700)]
+    residuals = scale * rng.standard_t(3, size=1000) * np.r_[np.full(300, 3.0), np.ones(700)]
+    model = FairPriceModel()
+    model._calibrate_interval(residuals, scale)
+    assert model.interval_edges_[0] == floor
+    floor_limits = model._conformal_quantiles(residuals[:300] / floor)
+    assert floor_limits is not None
+    np.testing.assert_allclose(model.interval_quantiles_[0], floor_limits)
+    # The band above the floor starts just above it.
+    quietest_others = (scale > floor) & (scale <= model.interval_edges_[1])
+    others_limits = model._conformal_quantiles(residuals[quietest_others] / scale[quietest_others])
+    assert others_limits is not None
+    np.testing.assert_allclose(model.interval_quantiles_[1], others_limits)

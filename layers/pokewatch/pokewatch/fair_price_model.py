@@ -67,9 +67,9 @@ TRUSTED_TYPES: tuple[str, ...] = (
 #: Days of the most recent origins each fit holds out to choose its configuration and calibrate.
 VALIDATION_DAYS = 56
 
-#: Format version of the serialised state; bumped when its layout or meaning changes (3: the
+#: Format version of the serialised state; bumped when its layout or meaning changes (4: the
 #: interval's quantiles are per band of the `INTERVAL_SCALE_FEATURE` scale).
-FORMAT_VERSION = 3
+FORMAT_VERSION = 4
 
 #: The per-card volatility that scales the interval. Four weeks, not thirteen: the conformal
 #: quantiles are calibrated on the weeks before a fit and applied to the weeks after it, so the
@@ -252,17 +252,22 @@ class FairPriceModel:
 
     def _calibrate_interval(self, residuals: np.ndarray, scale: np.ndarray) -> None:
         """Band edges of the calibration rows' `scale`, and per band the conformal quantiles of
-        `residuals / scale`. A band with fewer than `MIN_ROWS` rows takes those of all rows."""
+        `residuals / scale`. Bands are closed on the right, so the many rows tied at the scale's
+        floor (cards that did not move) make a band of their own instead of joining the next
+        quietest. A band too small for `MIN_ROWS` or for the level takes the quantiles of all."""
         edges = np.unique(np.quantile(scale, np.linspace(0, 1, INTERVAL_BUCKETS + 1)[1:-1]))
-        band = np.searchsorted(edges, scale, side="right")
+        band = np.searchsorted(edges, scale, side="left")
         scores = residuals / scale
-        overall = self._conformal_quantiles(scores)
+        overall = self._conformal_quantiles(scores) or (float(scores.min()), float(scores.max()))
         self.interval_edges_ = edges
         self.interval_quantiles_ = np.array(
             [
-                self._conformal_quantiles(scores[band == b])
-                if np.count_nonzero(band == b) >= self.MIN_ROWS
-                else overall
+                (
+                    self._conformal_quantiles(scores[band == b])
+                    if np.count_nonzero(band == b) >= self.MIN_ROWS
+                    else None
+                )
+                or overall
                 for b in range(len(edges) + 1)
             ]
         )
@@ -271,21 +276,24 @@ class FairPriceModel:
         """The interval's lower and upper log offsets from the fair price, row by row."""
         scale = self._scale(features)
         quantiles = self.interval_quantiles_[
-            np.searchsorted(self.interval_edges_, scale, side="right")
+            np.searchsorted(self.interval_edges_, scale, side="left")
         ]
         return quantiles[:, 0] * scale, quantiles[:, 1] * scale
 
-    def _conformal_quantiles(self, scores: np.ndarray) -> tuple[float, float]:
-        """Lower / upper split-conformal quantiles of the scaled residuals (finite-sample
-        corrected, so the band covers at least `interval_level` on exchangeable rows)."""
+    def _conformal_quantiles(self, scores: np.ndarray) -> tuple[float, float] | None:
+        """Lower / upper split-conformal limits of the scaled residuals: the j-th and k-th
+        smallest, j = ⌊(n + 1)·tail⌋ and k = ⌈(n + 1)·(1 − tail)⌉, so that each side misses at
+        most `tail` of exchangeable new rows. None when n is too small for the level (a limit
+        would be unbounded)."""
         n = len(scores)
         tail = (1 - self.interval_level) / 2
-        upper_rank = min(math.ceil((n + 1) * (1 - tail)) / n, 1.0)
-        lower_rank = max(math.floor((n + 1) * tail) / n, 0.0)
-        return (
-            float(np.quantile(scores, lower_rank, method="lower")),
-            float(np.quantile(scores, upper_rank, method="higher")),
-        )
+        # The nudges keep a product such as 11 × 0.1 = 1.0999999999999999 on the right integer.
+        lower = math.floor((n + 1) * tail + 1e-9)
+        upper = math.ceil((n + 1) * (1 - tail) - 1e-9)
+        if lower < 1 or upper > n:
+            return None
+        ordered = np.sort(scores)
+        return float(ordered[lower - 1]), float(ordered[upper - 1])
 
     # --- prediction ---------------------------------------------------------------------------
 
