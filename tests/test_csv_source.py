@@ -352,6 +352,32 @@ def test_rows_with_a_trailing_delimiter_keep_their_columns(tmp_path: Path) -> No
     assert result.history["market_price"].tolist() == [1.5, 2.0]
 
 
+@pytest.mark.parametrize(
+    ("rows", "message"),
+    [
+        # An unquoted thousands separator: the price would be read as 1 and the volume as 250.
+        (["sv1-9_normal,2024-01-07,1,250.00,3"], r"p.csv:2: a field beyond the header's 4 "),
+        (["sv1-9_normal,2024-01-07,1,2", "sv1-8_normal,2024-01-07,1,2,x"], r"p.csv:3: .* 'x'"),
+        (["sv1-9_normal,2024-01-07,1,2,,,,,,,"], r"p.csv:2: more than 8 fields"),
+    ],
+)
+def test_a_value_beyond_the_header_is_an_error_naming_its_line(
+    tmp_path: Path, rows: list[str], message: str
+) -> None:
+    path = tmp_path / "p.csv"
+    path.write_text("\n".join(["card_id,date,market_price,volume", *rows]) + "\n", "utf-8")
+
+    with pytest.raises(SourceError, match=message):
+        read_long_csv(path)
+
+
+def test_a_header_name_that_looks_like_a_renamed_repeat_is_just_a_name(tmp_path: Path) -> None:
+    path = tmp_path / "p.csv"
+    path.write_text("card_id,date,market_price,volume,volume.1\nsv1-1_normal,2024-01-07,1,2,3\n")
+
+    assert read_long_csv(path).history["volume"].tolist() == [2]
+
+
 def test_a_column_named_twice_exactly_is_an_error(tmp_path: Path) -> None:
     path = tmp_path / "p.csv"
     path.write_text("card_id,date,market_price,date\nsv1-1_normal,2024-01-07,1.0,x\n", "utf-8")

@@ -18,10 +18,11 @@ import datetime as dt
 import logging
 import math
 import re
-import warnings
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict
 
@@ -53,7 +54,8 @@ _CARD_ID = re.compile(CARD_ID_PATTERN)
 _ISO_DATE = "%Y-%m-%d"
 # A day written as a timestamp at midnight (UTC), as spreadsheets export dates: the day part.
 _MIDNIGHT = re.compile(r"^(\d{4}-\d{1,2}-\d{1,2})[ T]00:00(?::00(?:\.0+)?)?(?:Z|\+00:?00)?$")
-_RENAMED_REPEAT = re.compile(r"^(.+)\.\d+$")
+#: Fields a data row may have beyond the header's (read, checked to be empty, and dropped).
+_SPARE_FIELDS = 4
 _TIMESTAMP = re.compile(r"^\d{4}-\d{1,2}-\d{1,2}[ T]\d{1,2}:\d{2}")
 
 
@@ -150,45 +152,64 @@ def read_long_csv(path: str | Path, max_bad_share: float = 0.05) -> CsvReadResul
 
 def _read_text_table(path: str | Path) -> pd.DataFrame:
     """Every cell as stripped text ("" when empty), one row per line after the header. Header
-    names are stripped and in lower case: spreadsheets and hand edits write `CARD_ID` or `Date`."""
+    names are stripped and in lower case: spreadsheets and hand edits write `CARD_ID` or `Date`.
+    A field beyond the header's (a delimiter at the end of every line, as some exports write)
+    is dropped when it is empty and an error naming its line when it holds a value."""
     try:
         try:
-            raw = _read_csv(path)
+            header, raw = _read_csv(path)
         except UnicodeDecodeError as e:
             raise SourceError(_not_utf8(path, e)) from e
     except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as e:
         raise SourceError(f"{path}: cannot read CSV: {e}") from e
-    raw.columns = [str(c).strip().lower() for c in raw.columns]
-    # pandas renames an exact repeat `date` to `date.1`; a repeat up to case stays `date`.
-    renamed = {
-        m.group(1) for c in raw.columns if (m := _RENAMED_REPEAT.match(c)) and m.group(1) in raw
-    }
-    repeated = sorted(set(raw.columns[raw.columns.duplicated()]) | renamed)
+    names = [c.strip().lower() for c in header]
+    if not isinstance(raw.index, pd.RangeIndex):
+        # pandas turns the leading fields of rows longer than the names it was given into an
+        # index: the first data row has more fields than even the spare columns hold.
+        raise SourceError(
+            f"{path}:2: more than {len(names) + _SPARE_FIELDS} fields, and the header has "
+            f"{len(names)} (is the file comma-separated, with its header on the first line?)"
+        )
+    repeated = sorted({n for n in names if names.count(n) > 1})
     if repeated:
         raise SourceError(
             f"{path}: column(s) {', '.join(repeated)} appear more than once in the header "
             "(names are compared in lower case)"
         )
+    spare = raw.iloc[:, -_SPARE_FIELDS:].fillna("").apply(lambda column: column.str.strip())
+    beyond = (spare != "").to_numpy()
+    if beyond.any():
+        row, field = np.argwhere(beyond)[0]
+        raise SourceError(
+            f"{path}:{row + 2}: a field beyond the header's {len(names)} columns holds "
+            f"{spare.iat[row, field][:QUOTED_CHARS]!r} (a value with an unquoted comma, or a "
+            "column without a name?)"
+        )
+    raw = raw.iloc[:, :-_SPARE_FIELDS]
+    raw.columns = names
     return raw.apply(lambda column: column.str.strip())
 
 
-def _read_csv(path: str | Path, encoding_errors: str = "strict") -> pd.DataFrame:
-    """The file as text cells, blank lines kept (they count in line numbers)."""
-    with warnings.catch_warnings():
-        # The extra field of a row with a trailing delimiter is dropped (see `index_col`);
-        # pandas' warning about it would only alarm.
-        warnings.simplefilter("ignore", pd.errors.ParserWarning)
-        return pd.read_csv(
-            path,
-            dtype=str,
-            keep_default_na=False,
-            skip_blank_lines=False,
-            # Rows with a delimiter at the end (one field more than the header, as some exports
-            # write) would otherwise make the first column the index and shift every column.
-            index_col=False,
-            encoding="utf-8-sig",
-            encoding_errors=encoding_errors,
-        )
+def _read_csv(path: str | Path, encoding_errors: str = "strict") -> tuple[list[str], pd.DataFrame]:
+    """The header's names, and the data rows as text cells: one column per header name, then
+    `_SPARE_FIELDS` columns for fields beyond the header's; blank lines kept (they count in
+    line numbers).
+
+    The header is read as a row of its own: pandas would rename a repeated name (`date.1`) and,
+    on data rows with more fields than the header, make the first column the index."""
+    read = partial(
+        pd.read_csv,
+        path,
+        header=None,
+        dtype=str,
+        keep_default_na=False,
+        encoding="utf-8-sig",
+        encoding_errors=encoding_errors,
+    )
+    header = [str(name) for name in read(nrows=1).iloc[0]]
+    return header, read(
+        skiprows=1, skip_blank_lines=False, names=range(len(header) + _SPARE_FIELDS)
+    )
 
 
 def _not_utf8(path: str | Path, error: UnicodeDecodeError) -> str:
@@ -197,8 +218,8 @@ def _not_utf8(path: str | Path, error: UnicodeDecodeError) -> str:
     The decoder's position is one inside pandas' read buffer, not the file: the file is read
     again with undecodable bytes replaced by U+FFFD, and the first cell holding one is the
     line. (A parse error of that second read is the error of the file.)"""
-    replaced = _read_csv(path, encoding_errors="replace")
-    if any("\ufffd" in str(c) for c in replaced.columns):
+    header, replaced = _read_csv(path, encoding_errors="replace")
+    if any("\ufffd" in name for name in header):
         line = 1
     else:
         hit = replaced.apply(lambda column: column.str.contains("\ufffd", regex=False))
