@@ -145,6 +145,27 @@ def test_an_unusable_optional_value_is_read_as_missing_with_one_warning_per_colu
     ]
 
 
+def test_unusable_optional_values_of_skipped_or_unpriced_rows_are_not_counted(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "p.csv"
+    path.write_text(
+        "card_id,date,market_price,volume\n"
+        "sv1-1_normal,2024-01-07,1.0,3.5\n"
+        "sv1-2_normal,not-a-date,2.0,3.5\n"
+        "sv1-3_normal,2024-01-07,0,3.5\n",
+        encoding="utf-8",
+    )
+
+    read_long_csv(path, max_bad_share=0.5)
+
+    unusable = [r.getMessage() for r in caplog.records if "volume:" in r.getMessage()]
+    assert unusable == [
+        f"{path}: volume: 1 unusable value read as missing, first at {path}:2: "
+        "must be a whole number, found '3.5'"
+    ]
+
+
 @pytest.mark.parametrize(
     "date",
     [

@@ -145,7 +145,7 @@ def read_long_csv(path: str | Path, max_bad_share: float = 0.05) -> CsvReadResul
     # Warnings only for a file that is read: a rejected one has its error.
     if bad_rows:
         logger.warning("%s: skipped %d bad rows: %s", name, len(bad_rows), _summary(name, bad))
-    _warn_unusable_optional(name, raw, lines, problems)
+    _warn_unusable_optional(name, raw[good], lines, problems)
     _warn_conflicting_prices(name, parsed[good], lines)
     return result
 
@@ -353,9 +353,10 @@ def _bad_table(raw: pd.DataFrame, lines: pd.Series, problems: dict[str, pd.Serie
 def _warn_unusable_optional(
     name: str, raw: pd.DataFrame, lines: pd.Series, problems: dict[str, pd.Series]
 ) -> None:
-    """One warning per optional column with unusable values (which are read as missing)."""
+    """One warning per optional column with unusable values (which are read as missing) in the
+    rows of `raw` (those kept: a skipped or unpriced row's optional values are not used)."""
     for column, problem in problems.items():
-        unusable = problem.notna()
+        unusable = problem.reindex(raw.index).notna()
         if column in REQUIRED_COLUMNS or not unusable.any():
             continue
         first = unusable.idxmax()
