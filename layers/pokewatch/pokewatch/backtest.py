@@ -214,8 +214,13 @@ def with_signals(pairs: pd.DataFrame, settings: Settings) -> pd.DataFrame:
     return add_signal(pairs, "rolling_mean_3", settings, prefix="rule_")
 
 
+def _pair_ape(predicted: pd.Series, actual: pd.Series) -> pd.Series:
+    """|predicted − actual| / actual of every pair."""
+    return (predicted - actual).abs() / actual
+
+
 def _ape(predicted: pd.Series, actual: pd.Series) -> float:
-    return float(((predicted - actual).abs() / actual).mean())
+    return float(_pair_ape(predicted, actual).mean())
 
 
 def _spread(pairs: pd.DataFrame, signal_column: str) -> tuple[float | None, int, int]:
@@ -237,7 +242,7 @@ def mape_difference_se(pairs: pd.DataFrame) -> float:
     only a few origins.
     """
     actual = pairs["actual_price"]
-    gap = ((pairs["fair_price"] - actual).abs() - (pairs["market_price"] - actual).abs()) / actual
+    gap = _pair_ape(pairs["fair_price"], actual) - _pair_ape(pairs["market_price"], actual)
     residual = gap - gap.mean()
     n = len(residual)
 

@@ -260,15 +260,11 @@ class FairPriceModel:
         scores = residuals / scale
         overall = self._conformal_quantiles(scores) or (float(scores.min()), float(scores.max()))
         self.interval_edges_ = edges
+        in_band = [scores[band == b] for b in range(len(edges) + 1)]
         self.interval_quantiles_ = np.array(
             [
-                (
-                    self._conformal_quantiles(scores[band == b])
-                    if np.count_nonzero(band == b) >= self.MIN_ROWS
-                    else None
-                )
-                or overall
-                for b in range(len(edges) + 1)
+                (len(members) >= self.MIN_ROWS and self._conformal_quantiles(members)) or overall
+                for members in in_band
             ]
         )
 
