@@ -67,18 +67,12 @@ def main() -> None:
             and min(metrics.buy_count, metrics.sell_count) >= 0.01 * metrics.n_pairs
         ),
     }
-    # Coverage should hold for narrow and wide intervals alike, not only on average: the share
-    # of actuals inside, by fifths of the interval's relative width (narrowest first).
-    width = (pairs["fair_price_high"] / pairs["fair_price_low"]).rank(method="first")
-    inside = pairs["actual_price"].between(pairs["fair_price_low"], pairs["fair_price_high"])
-    by_width = inside.groupby(pd.qcut(width, 5, labels=False)).mean()
     report = {
         "input": str(source),
         "rows": len(history),
         "cards": int(history["card_id"].nunique()),
         "metrics": metrics.model_dump(mode="json"),
         "goals": goals,
-        "interval_coverage_by_width_fifth": [round(float(c), 3) for c in by_width],
         "read_seconds": round(read_seconds, 2),
         "backtest_seconds": round(backtest_seconds, 2),
         "backtest_cpu_seconds": round(backtest_cpu_seconds, 2),

@@ -39,6 +39,11 @@ def test_random_walk_naive_is_hard_to_beat_and_interval_covers() -> None:
     assert metrics.mape_model == pytest.approx(metrics.mape_naive, rel=0.05)
     assert metrics.mape_naive < metrics.mape_rolling_mean_3
     assert 0.72 <= metrics.interval_coverage <= 0.88
+    # It holds for quiet and volatile cards alike, not only on average.
+    assert len(metrics.interval_coverage_by_width) == 5
+    assert all(abs(c - 0.8) <= 0.15 for c in metrics.interval_coverage_by_width)
+    assert np.mean(metrics.interval_coverage_by_width) == pytest.approx(metrics.interval_coverage)
+    assert all(0 < e < 0.1 for e in metrics.interval_coverage_by_width_se)
 
 
 def test_pairs_follow_the_no_look_ahead_schedule() -> None:

@@ -19,7 +19,7 @@ SETTINGS = Settings(
 )
 
 
-def metrics(**overrides: float) -> BacktestMetrics:
+def metrics(**overrides: object) -> BacktestMetrics:
     """A backtest that passes every rule, with some fields overridden."""
     values: dict[str, object] = {
         "horizon_days": 28,
@@ -27,6 +27,8 @@ def metrics(**overrides: float) -> BacktestMetrics:
         "mape_naive": 0.065,
         "mape_rolling_mean_3": 0.07,
         "interval_coverage": 0.80,
+        "interval_coverage_by_width": [0.78, 0.80, 0.79, 0.81, 0.82],
+        "interval_coverage_by_width_se": [0.01] * 5,
         "signal_spread_model": 0.05,
         "signal_spread_rule": 0.02,
         "n_pairs": 1000,
@@ -48,7 +50,13 @@ def test_a_good_model_passes_without_champion() -> None:
     decision = evaluate_gate(metrics(), None, SETTINGS, card_coverage=0.95)
     assert decision.passed
     assert decision.reasons == []
-    assert set(decision.checks) == {"mape", "card_coverage", "naive", "interval_coverage"}
+    assert set(decision.checks) == {
+        "mape",
+        "card_coverage",
+        "naive",
+        "interval_coverage",
+        "interval_coverage_by_width",
+    }
 
 
 @pytest.mark.parametrize(
@@ -59,6 +67,11 @@ def test_a_good_model_passes_without_champion() -> None:
         (metrics(mape_model=0.066, mape_naive=0.065), 0.95, "naive"),
         (metrics(interval_coverage=0.65), 0.95, "interval_coverage"),
         (metrics(interval_coverage=0.95), 0.95, "interval_coverage"),
+        (
+            metrics(interval_coverage_by_width=[0.66, 0.75, 0.80, 0.84, 0.95]),
+            0.95,
+            "interval_coverage_by_width",
+        ),
     ],
 )
 def test_each_rule_fails_alone_with_its_reason(
@@ -111,6 +124,49 @@ def test_metrics_without_a_measured_noise_are_held_to_naive_exactly() -> None:
     older = metrics(mape_model=0.0651, mape_naive=0.065)
     assert older.mape_difference_se is None
     assert not evaluate_gate(older, None, SETTINGS, card_coverage=0.9).checks["naive"].passed
+
+
+def test_an_interval_that_holds_only_on_average_fails_unless_the_miss_is_noise() -> None:
+    # On average 0.80, but the quietest cards' intervals hold 66% of the time.
+    skewed = [0.66, 0.78, 0.80, 0.84, 0.88]
+    measured = metrics(interval_coverage_by_width=skewed)
+    failed = evaluate_gate(measured, None, SETTINGS, card_coverage=0.9)
+    assert failed.checks["interval_coverage"].passed
+    check = failed.checks["interval_coverage_by_width"]
+    assert not check.passed
+    assert check.value == pytest.approx(0.14)
+    assert check.threshold == pytest.approx(0.10 + 2 * 0.01)
+    assert failed.reasons == [
+        "interval_coverage_by_width: 0.14 fails |interval_coverage − 0.8| of width fifth 1/5"
+        " (1: narrowest) vs interval_coverage_tolerance + interval_noise_sigmas × its s.e."
+        " <= 0.12"
+    ]
+    # The same miss measured on a fifth of a small backtest (a standard error of 3%) is noise.
+    small = metrics(
+        interval_coverage_by_width=skewed, interval_coverage_by_width_se=[0.03, 0, 0, 0, 0]
+    )
+    assert evaluate_gate(small, None, SETTINGS, card_coverage=0.9).passed
+    strict = SETTINGS.model_copy(update={"interval_noise_sigmas": 0.0})
+    assert not evaluate_gate(small, None, strict, card_coverage=0.9).passed
+
+
+def test_the_fifth_judged_is_the_one_furthest_beyond_its_noise() -> None:
+    # Fifth 1 misses more, but fifth 5 misses more in its own standard errors.
+    measured = metrics(
+        interval_coverage_by_width=[0.62, 0.80, 0.80, 0.80, 0.93],
+        interval_coverage_by_width_se=[0.05, 0.01, 0.01, 0.01, 0.01],
+    )
+    check = evaluate_gate(measured, None, SETTINGS, card_coverage=0.9).checks[
+        "interval_coverage_by_width"
+    ]
+    assert not check.passed
+    assert "fifth 5/5" in check.rule and check.value == pytest.approx(0.13)
+
+
+def test_metrics_without_coverage_by_width_are_not_held_to_it() -> None:
+    older = metrics(interval_coverage_by_width=[], interval_coverage_by_width_se=[])
+    decision = evaluate_gate(older, None, SETTINGS, card_coverage=0.9)
+    assert decision.passed and "interval_coverage_by_width" not in decision.checks
 
 
 def test_all_failures_are_listed() -> None:

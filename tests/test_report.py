@@ -56,7 +56,8 @@ def test_report_has_charts_tables_and_escaped_names() -> None:
         }
     )
     html = render_report("v1", dt.date(2026, 3, 1), metrics, pairs, opportunities, settings)
-    assert html.count("<svg") == 3
+    assert html.count("<svg") == 4
+    assert "Coverage for quiet and volatile cards" in html
     for svg in html.split("<svg")[1:]:
         ElementTree.fromstring("<svg" + svg.split("</svg>")[0] + "</svg>")  # well-formed
     assert "<script>" not in html and "&lt;script&gt;Mew" in html

@@ -18,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from threadpoolctl import threadpool_limits
 
 from pokewatch.fair_price_model import VALIDATION_DAYS, FairPriceModel, NotEnoughHistory
@@ -39,6 +39,12 @@ class BacktestMetrics(BaseModel):
     mape_naive: float
     mape_rolling_mean_3: float
     interval_coverage: float
+    #: The same share in each fifth of the pairs by the interval's relative width, narrowest
+    #: first: an interval must hold for quiet and volatile cards alike, not only on average
+    #: (empty in the metrics of versions that did not measure it).
+    interval_coverage_by_width: list[float] = Field(default_factory=list)
+    #: The standard error of each, its pairs clustered as in `mape_difference_se`.
+    interval_coverage_by_width_se: list[float] = Field(default_factory=list)
     #: Standard error of mape_model − mape_naive, its pairs clustered by card and by origin
     #: (None in the metrics of versions that did not measure it).
     mape_difference_se: float | None = None
@@ -231,8 +237,8 @@ def _spread(pairs: pd.DataFrame, signal_column: str) -> tuple[float | None, int,
     return spread, int(buy.sum()), int(sell.sum())
 
 
-def mape_difference_se(pairs: pd.DataFrame) -> float:
-    """Standard error of the mean of |fair − actual| / actual − |price − actual| / actual.
+def clustered_standard_error(values: pd.Series, pairs: pd.DataFrame) -> float:
+    """Standard error of the mean of a per-pair quantity (`values`, aligned with `pairs`).
 
     A card's pairs at neighbouring origins share most of their horizon, and one origin's pairs
     share the market's move, so the pairs are not independent: the variance is two-way
@@ -241,9 +247,7 @@ def mape_difference_se(pairs: pd.DataFrame) -> float:
     variance has the small-sample factor G / (G − 1) of its G clusters: a short history has
     only a few origins.
     """
-    actual = pairs["actual_price"]
-    gap = _pair_ape(pairs["fair_price"], actual) - _pair_ape(pairs["market_price"], actual)
-    residual = gap - gap.mean()
+    residual = values - values.mean()
     n = len(residual)
 
     def variance(clusters: np.ndarray) -> float:
@@ -257,10 +261,40 @@ def mape_difference_se(pairs: pd.DataFrame) -> float:
     return math.sqrt(max(by_card + by_origin - by_pair, by_card, by_origin))
 
 
+def mape_difference_se(pairs: pd.DataFrame) -> float:
+    """Standard error of the mean of |fair − actual| / actual − |price − actual| / actual."""
+    actual = pairs["actual_price"]
+    gap = _pair_ape(pairs["fair_price"], actual) - _pair_ape(pairs["market_price"], actual)
+    return clustered_standard_error(gap, pairs)
+
+
+#: Parts of `interval_coverage_by_width`.
+WIDTH_PARTS = 5
+
+
+def interval_coverage_by_width(
+    pairs: pd.DataFrame, inside: pd.Series
+) -> tuple[list[float], list[float]]:
+    """Share of `inside` pairs, and its standard error, in each of `WIDTH_PARTS` equal parts of
+    the pairs ordered by their interval's relative width (high / low), narrowest first. Ties
+    are split in pair order, so the parts stay equal when many cards share the narrowest
+    interval."""
+    if len(pairs) < WIDTH_PARTS:
+        return [], []
+    width = (pairs["fair_price_high"] / pairs["fair_price_low"]).rank(method="first")
+    part = pd.qcut(width, WIDTH_PARTS, labels=False)
+    shares, errors = [], []
+    for _, members in inside.astype(float).groupby(part):
+        shares.append(float(members.mean()))
+        errors.append(clustered_standard_error(members, pairs.loc[members.index]))
+    return shares, errors
+
+
 def metrics_of_pairs(pairs: pd.DataFrame, settings: Settings) -> BacktestMetrics:
     """The SPEC section 6 metrics of a `walk_forward_pairs` frame."""
     actual = pairs["actual_price"]
     inside = (pairs["fair_price_low"] <= actual) & (actual <= pairs["fair_price_high"])
+    by_width, by_width_se = interval_coverage_by_width(pairs, inside)
     spread_model, buy, sell = _spread(pairs, "signal")
     spread_rule, rule_buy, rule_sell = _spread(pairs, "rule_signal")
     return BacktestMetrics(
@@ -269,6 +303,8 @@ def metrics_of_pairs(pairs: pd.DataFrame, settings: Settings) -> BacktestMetrics
         mape_naive=_ape(pairs["market_price"], actual),
         mape_rolling_mean_3=_ape(pairs["rolling_mean_3"], actual),
         interval_coverage=float(inside.mean()),
+        interval_coverage_by_width=by_width,
+        interval_coverage_by_width_se=by_width_se,
         mape_difference_se=mape_difference_se(pairs),
         signal_spread_model=spread_model,
         signal_spread_rule=spread_rule,

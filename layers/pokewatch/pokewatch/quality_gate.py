@@ -7,7 +7,9 @@ and `naive_noise_sigmas` standard errors of the measured difference (on a small 
 model that ties the naive forecast measures a little better or worse by chance; the first run
 of a small catalogue must not fail on that);
 not worse than the champion beyond `champion_tolerance`; and an interval whose coverage is
-within `interval_coverage_tolerance` of the nominal level.
+within `interval_coverage_tolerance` of the nominal level, overall and for narrow and wide
+intervals alike (in every fifth of the pairs by interval width, beyond `interval_noise_sigmas`
+standard errors of that fifth's coverage).
 """
 
 from __future__ import annotations
@@ -47,6 +49,25 @@ def _at_least(name: str, value: float, bound: float, what: str) -> tuple[str, Ga
     )
 
 
+def _worst_width_part(candidate: BacktestMetrics, settings: Settings) -> GateCheck:
+    """The fifth of the pairs by interval width whose coverage is furthest from the level,
+    counted in its own standard errors (a fifth of a small backtest is noisy)."""
+    level, sigmas = settings.interval_level, settings.interval_noise_sigmas
+    errors = candidate.interval_coverage_by_width_se
+    _, part, coverage, error = max(
+        (abs(c - level) - sigmas * e, i, c, e)
+        for i, (c, e) in enumerate(zip(candidate.interval_coverage_by_width, errors, strict=True))
+    )
+    _, check = _at_most(
+        "interval_coverage_by_width",
+        abs(coverage - level),
+        settings.interval_coverage_tolerance + sigmas * error,
+        f"|interval_coverage − {level}| of width fifth {part + 1}/{len(errors)} (1: narrowest)"
+        " vs interval_coverage_tolerance + interval_noise_sigmas × its s.e.",
+    )
+    return check
+
+
 def evaluate_gate(
     candidate: BacktestMetrics,
     champion: BacktestMetrics | None,
@@ -77,6 +98,8 @@ def evaluate_gate(
             ),
         ]
     )
+    if candidate.interval_coverage_by_width:
+        checks["interval_coverage_by_width"] = _worst_width_part(candidate, settings)
     if champion is not None:
         name, check = _at_most(
             "champion",

@@ -48,6 +48,7 @@ def render_report(
         '<div class="grid">',
         _error_chart(metrics),
         _calibration_chart(pairs, settings.interval_level),
+        _coverage_by_width_chart(metrics, settings.interval_level),
         _signal_returns_chart(pairs, metrics.horizon_days),
         _pair_counts(metrics),
         "</div>",
@@ -108,6 +109,27 @@ def _calibration_chart(pairs: pd.DataFrame, interval_level: float) -> str:
     )
     return (
         f"<section>{chart}<p class='note'>Dashed: the promised {interval_level:.0%}.</p></section>"
+    )
+
+
+def _coverage_by_width_chart(m: BacktestMetrics, interval_level: float) -> str:
+    if not m.interval_coverage_by_width:
+        return ""
+    parts = len(m.interval_coverage_by_width)
+    labels = [
+        "narrowest" if i == 0 else "widest" if i == parts - 1 else f"fifth {i + 1}"
+        for i in range(parts)
+    ]
+    chart = bar_chart(
+        "Coverage for quiet and volatile cards: pairs in fifths by interval width",
+        labels,
+        m.interval_coverage_by_width,
+        colors=["#2563eb"],
+        reference=interval_level,
+    )
+    return (
+        f"<section>{chart}<p class='note'>A narrow interval (a quiet card) must hold as often as "
+        f"a wide one; dashed: the promised {interval_level:.0%}.</p></section>"
     )
 
 

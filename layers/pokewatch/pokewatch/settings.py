@@ -79,6 +79,10 @@ class Settings(BaseModel):
     champion_tolerance: float = 0.05
     #: Largest |interval_coverage − interval_level| the gate accepts.
     interval_coverage_tolerance: float = Field(default=0.10, ge=0, le=1)
+    #: Standard errors of a fifth of the pairs' coverage that count as noise when the gate
+    #: holds each fifth by interval width to `interval_coverage_tolerance` too (an interval must
+    #: hold for quiet and volatile cards alike, not only on average).
+    interval_noise_sigmas: float = Field(default=2.0, ge=0)
 
     # --- serving ----------------------------------------------------------------------------
     model_ttl_seconds: float = 60.0
