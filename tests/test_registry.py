@@ -32,6 +32,18 @@ def test_promote_then_rollback_walks_back(any_store: LocalStore | S3Store) -> No
     assert registry.current(any_store).version == "v1"
 
 
+def test_promoting_the_model_in_service_again_keeps_the_way_back(
+    any_store: LocalStore | S3Store,
+) -> None:
+    for version in ("v1", "v2"):
+        _model(any_store, version)
+        registry.promote(any_store, version)
+    first = registry.current(any_store)
+    assert registry.promote(any_store, "v2") == first
+    assert registry.current(any_store) == first
+    assert registry.rollback(any_store).version == "v1"
+
+
 def test_cannot_promote_a_version_without_serving_file(any_store: LocalStore | S3Store) -> None:
     with pytest.raises(registry.RegistryError, match="no serving file"):
         registry.promote(any_store, "ghost")

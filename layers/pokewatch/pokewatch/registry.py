@@ -69,8 +69,12 @@ def list_models(store: ArtifactStore) -> list[ModelSummary]:
 
 
 def promote(store: ArtifactStore, version: str, *, data_as_of: dt.date | None = None) -> Promotion:
-    """Put `version` in service with one atomic write of `models/current.json`."""
+    """Put `version` in service with one atomic write of `models/current.json`. Promoting the
+    version already in service changes nothing (a retried Promote, a repeated command): it must
+    not become its own predecessor, which would cut the way back to the models before it."""
     previous = current(store)
+    if previous is not None and previous.version == version:
+        return previous
     return _put_in_service(
         store, version, previous.version if previous else None, data_as_of=data_as_of
     )
