@@ -52,6 +52,18 @@ def raw_partitions(store: ArtifactStore, source: str, as_of: dt.date) -> list[st
     return [key for _, key in sorted(found)]
 
 
+def last_collected_day_by_set(
+    store: ArtifactStore, source: str, as_of: dt.date
+) -> dict[str, dt.date]:
+    """The latest collection day on or before `as_of` of each set collected from `source`."""
+    latest: dict[str, dt.date] = {}
+    for key in raw_partitions(store, source, as_of):
+        match = _PARTITION.match(key)
+        assert match is not None  # raw_partitions keeps only keys that match
+        latest[match["set"]] = dt.date.fromisoformat(match["day"])
+    return latest
+
+
 def load_raw_history(store: ArtifactStore, source: str, as_of: dt.date) -> pd.DataFrame:
     """Every price collected from `source` up to `as_of`, one row per card and date, sorted by
     card then date.

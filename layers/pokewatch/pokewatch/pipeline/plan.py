@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 
-from pokewatch.history import raw_partitions
+from pokewatch.history import last_collected_day_by_set
 from pokewatch.settings import Settings
 from pokewatch.sources.registry import get_source
 from pokewatch.steps import CollectItem, Plan, RunConfig, RunRequest
@@ -16,8 +16,10 @@ EARLIEST_HISTORY = dt.date(1990, 1, 1)
 
 
 def plan_run(request: RunRequest, settings: Settings, store: ArtifactStore) -> Plan:
-    """One Map item per set: a first run backfills `history_days`, later runs collect the days
-    since the last collected day (at least `as_of` itself, so a re-run overwrites that day)."""
+    """One Map item per set: a set's first run backfills `history_days`, later runs collect the
+    days since that set was last collected (at least `as_of` itself, so a re-run overwrites that
+    day). Each set keeps its own calendar, so a set whose collection failed on a day catches up
+    on the next run instead of losing that day."""
     now = dt.datetime.now(dt.UTC)
     as_of = request.as_of or now.date()
     run = RunConfig(
@@ -31,8 +33,15 @@ def plan_run(request: RunRequest, settings: Settings, store: ArtifactStore) -> P
     )
     source = get_source(run.source, settings_for_run(settings, run))
     sets = request.sets or settings.sets or source.list_sets(as_of)
-    start = _first_day_to_collect(store, run)
-    items = [CollectItem(run=run, set_id=s, start=start, end=as_of) for s in sets]
+    # Only days before as_of count: a re-run of the same day must redo what the first run of
+    # that day did (the same range into the same keys), never overwrite a backfill with one day.
+    collected = last_collected_day_by_set(store, run.source, as_of - dt.timedelta(days=1))
+    items = [
+        CollectItem(
+            run=run, set_id=s, start=_first_day_to_collect(run, collected.get(s)), end=as_of
+        )
+        for s in sets
+    ]
     return Plan(run=run, items=items)
 
 
@@ -52,14 +61,9 @@ def _default_history_days(request: RunRequest, settings: Settings) -> int | None
     return None if source == "csv" else settings.sample_history_days
 
 
-def _first_day_to_collect(store: ArtifactStore, run: RunConfig) -> dt.date:
-    # Only days before as_of count: a re-run of the same day must redo what the first run of that
-    # day did (the same range into the same keys), never overwrite a backfill with one day.
-    yesterday = run.as_of - dt.timedelta(days=1)
-    collected = raw_partitions(store, run.source, yesterday)
-    if collected:
-        last_day = dt.date.fromisoformat(collected[-1].split("/dt=")[1][:10])
-        return last_day + dt.timedelta(days=1)
+def _first_day_to_collect(run: RunConfig, last_collected: dt.date | None) -> dt.date:
+    if last_collected is not None:
+        return last_collected + dt.timedelta(days=1)
     if run.history_days is None:
         return EARLIEST_HISTORY
     return run.as_of - dt.timedelta(days=run.history_days - 1)
