@@ -130,9 +130,7 @@ def walk_forward_pairs_of_features(features: pd.DataFrame, settings: Settings) -
         features, _spaced(origins, settings.backtest_refit_days, from_latest=False), settings
     )
 
-    # A card's price at an origin is its latest in the step before it, but never older than the
-    # horizon: an actual must lie after the origin, beyond what its refit may have seen.
-    window_days = min(settings.backtest_origin_step_days, horizon)
+    window_days = current_price_days(settings)
     frames: list[pd.DataFrame] = []
     fitted_on = origins[0]  # the first origin is always a refit
     for origin in origins:
@@ -158,6 +156,13 @@ def walk_forward_pairs_of_features(features: pd.DataFrame, settings: Settings) -
             )
         )
     return with_signals(pd.concat(frames, ignore_index=True), settings)
+
+
+def current_price_days(settings: Settings) -> int:
+    """How old a card's latest price may be and still be its price at a date: the step of the
+    backtest's origins, but never more than the horizon (an actual must lie after the origin,
+    beyond what its refit may have seen)."""
+    return min(settings.backtest_origin_step_days, settings.horizon_days)
 
 
 def priced_at(features: pd.DataFrame, origin: pd.Timestamp, window_days: int) -> pd.DataFrame:

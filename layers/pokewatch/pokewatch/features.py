@@ -51,9 +51,9 @@ NUMERIC_FEATURES: tuple[str, ...] = (
 )
 FEATURE_COLUMNS: tuple[str, ...] = NUMERIC_FEATURES + CATEGORICAL_FEATURES
 
-#: Columns of `build_features` besides the features (the rule's fair value, the target).
+#: Columns of `build_features` that say which card, when and at what price (besides the
+#: features, the rule's fair value and the target).
 ID_COLUMNS: tuple[str, ...] = ("card_id", "set_id", "date", "market_price")
-TARGET_COLUMNS: tuple[str, ...] = ("rolling_mean_3", "target", "target_date")
 
 
 def _clean_rows(history: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:

@@ -23,11 +23,6 @@ def features(run_day: dt.date, name: str = "table.parquet") -> str:
     return f"features/dt={run_day.isoformat()}/{name}"
 
 
-def model_dir(version: str) -> str:
-    """The folder of one model version."""
-    return f"models/{version}/"
-
-
 def model_artifact(version: str, name: str) -> str:
     """One file of one model version (`model.skops`, `metrics.json`, `serving.bin`, ...)."""
     return f"models/{version}/{name}"

@@ -76,7 +76,7 @@ def evaluate_gate(
 ) -> GateDecision:
     """Judge `candidate` (its backtest) against the thresholds of `settings` and, when a model
     is in service, against `champion`'s backtest. `card_coverage` is the share of known cards
-    the candidate produced a prediction for."""
+    the candidate predicts from a current price (`pokewatch.pipeline.train.card_coverage`)."""
     level = settings.interval_level
     checks = dict(
         [

@@ -13,7 +13,13 @@ import numpy as np
 import pandas as pd
 
 from pokewatch import keys
-from pokewatch.backtest import add_signal, metrics_of_pairs, walk_forward_pairs_of_features
+from pokewatch.backtest import (
+    add_signal,
+    current_price_days,
+    metrics_of_pairs,
+    walk_forward_pairs_of_features,
+)
+from pokewatch.card_day import epoch_days
 from pokewatch.fair_price_model import FairPriceModel
 from pokewatch.history import from_parquet_bytes
 from pokewatch.report import render_report
@@ -65,12 +71,11 @@ def train_model(dataset: Dataset, settings: Settings, store: ArtifactStore) -> T
         interval_level=settings.interval_level,
     )
     serving = serving_table_bytes(facts, history, predicted)
-    latest_cards = history["card_id"].nunique()
     metrics = {
         "version": version,
         "trained_at": trained_at.isoformat(),
         "backtest": backtest.model_dump(),
-        "card_coverage": predicted["card_id"].nunique() / max(latest_cards, 1),
+        "card_coverage": card_coverage(history, predicted, dataset.data_as_of, settings),
         "data": dataset.model_dump(mode="json", exclude={"run"}),
         "run": dataset.run.model_dump(mode="json"),
         "settings": settings.model_dump(
@@ -96,6 +101,18 @@ def train_model(dataset: Dataset, settings: Settings, store: ArtifactStore) -> T
         "application/json",
     )
     return TrainedModel(run=dataset.run, version=version, dataset=dataset)
+
+
+def card_coverage(
+    history: pd.DataFrame, predicted: pd.DataFrame, data_as_of: dt.date, settings: Settings
+) -> float:
+    """Share of the catalogue (every card in the serving window of `history`, priced or not)
+    predicted from a current price: one no older than the backtest's price at a date
+    (`current_price_days`). A source that stops returning some cards, or sets that fail for
+    days, leave those cards on their old prices, and this share drops."""
+    since = pd.Timestamp(data_as_of) - pd.Timedelta(days=current_price_days(settings))
+    current = predicted.loc[predicted["date"] > since, "card_id"].nunique()
+    return current / max(history["card_id"].nunique(), 1)
 
 
 def latest_opportunities(
@@ -124,9 +141,8 @@ def serving_table_bytes(facts: ModelFacts, history: pd.DataFrame, predicted: pd.
         )
         for card_id in counts.index
     ]
-    epoch_days = predicted["date"].to_numpy().astype("datetime64[D]").astype(np.int64)
     columns = {
-        "day": (epoch_days + _EPOCH_ORDINAL).astype(np.int32),
+        "day": (epoch_days(predicted["date"]) + _EPOCH_ORDINAL).astype(np.int32),
         "price": predicted["market_price"].to_numpy(np.float32),
         "fair": predicted["fair_price"].to_numpy(np.float32),
         "low": predicted["fair_price_low"].to_numpy(np.float32),
