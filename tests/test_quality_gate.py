@@ -85,16 +85,36 @@ def test_each_rule_fails_alone_with_its_reason(
 
 
 def test_champion_tolerance() -> None:
-    champion = metrics(mape_model=0.050)
-    within = evaluate_gate(metrics(mape_model=0.0525), champion, SETTINGS, card_coverage=0.9)
-    beyond = evaluate_gate(metrics(mape_model=0.0530), champion, SETTINGS, card_coverage=0.9)
+    champion = metrics(mape_model=0.050, mape_naive=0.0625)  # 0.8 × naive
+    within = evaluate_gate(
+        metrics(mape_model=0.0525, mape_naive=0.0625), champion, SETTINGS, card_coverage=0.9
+    )
+    beyond = evaluate_gate(
+        metrics(mape_model=0.0530, mape_naive=0.0625), champion, SETTINGS, card_coverage=0.9
+    )
     assert within.passed
-    assert within.checks["champion"].threshold == pytest.approx(0.0525)
+    assert within.checks["champion"].threshold == pytest.approx(0.84)
     assert not beyond.passed
     assert beyond.reasons == [
-        "champion: 0.053 fails mape_model vs champion mape_model × (1 + champion_tolerance)"
-        " <= 0.0525"
+        "champion: 0.848 fails mape_model / mape_naive vs the champion's × (1 + champion_tolerance)"
+        " <= 0.84"
     ]
+
+
+def test_the_champion_is_compared_on_its_own_weeks_error_relative_to_naive() -> None:
+    # The champion's backtest covered calm weeks; the candidate's, wilder ones: both errors
+    # grew, the candidate's less than naive's. It is the better model and must not be stuck out.
+    champion = metrics(mape_model=0.050, mape_naive=0.052)
+    candidate = metrics(mape_model=0.060, mape_naive=0.066)
+    assert evaluate_gate(candidate, champion, SETTINGS, card_coverage=0.9).passed
+    # In the same wild weeks a candidate that only ties naive is worse than a champion that beat
+    # it by 4%, but within the 5% tolerance; one 10% worse than naive is not.
+    assert evaluate_gate(
+        metrics(mape_model=0.066, mape_naive=0.066), champion, SETTINGS, 0.9
+    ).passed
+    worse = metrics(mape_model=0.0726, mape_naive=0.066)
+    failed = evaluate_gate(worse, champion, SETTINGS.model_copy(update={"naive_tolerance": 1}), 0.9)
+    assert [r.split(":")[0] for r in failed.reasons] == ["champion"]
 
 
 def test_naive_tolerance_gives_slack() -> None:

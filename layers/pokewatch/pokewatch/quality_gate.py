@@ -6,7 +6,8 @@ predicted; not worse than the naive forecast (repeat the last price) beyond `nai
 and `naive_noise_sigmas` standard errors of the measured difference (on a small catalogue a
 model that ties the naive forecast measures a little better or worse by chance; the first run
 of a small catalogue must not fail on that);
-not worse than the champion beyond `champion_tolerance`; and an interval whose coverage is
+not worse than the champion beyond `champion_tolerance` (each measured against the naive
+forecast of its own backtest); and an interval whose coverage is
 within `interval_coverage_tolerance` of the nominal level, overall and for narrow and wide
 intervals alike (in every fifth of the pairs by interval width, beyond `interval_noise_sigmas`
 standard errors of that fifth's coverage).
@@ -47,6 +48,13 @@ def _at_least(name: str, value: float, bound: float, what: str) -> tuple[str, Ga
     return name, GateCheck(
         passed=value >= bound, value=value, threshold=bound, rule=f"{what} >= {bound:.4g}"
     )
+
+
+def _error_to_naive(metrics: BacktestMetrics) -> float:
+    """The model's error relative to the naive forecast's on the same pairs: the champion's
+    backtest covers earlier weeks than the candidate's, and a calmer or wilder market moves both
+    models' errors alike, not their ratio to naive (1 when nothing moved at all)."""
+    return metrics.mape_model / metrics.mape_naive if metrics.mape_naive > 0 else 1.0
 
 
 def _worst_width_part(candidate: BacktestMetrics, settings: Settings) -> GateCheck:
@@ -103,9 +111,9 @@ def evaluate_gate(
     if champion is not None:
         name, check = _at_most(
             "champion",
-            candidate.mape_model,
-            champion.mape_model * (1 + settings.champion_tolerance),
-            "mape_model vs champion mape_model × (1 + champion_tolerance)",
+            _error_to_naive(candidate),
+            _error_to_naive(champion) * (1 + settings.champion_tolerance),
+            "mape_model / mape_naive vs the champion's × (1 + champion_tolerance)",
         )
         checks[name] = check
     reasons = [
