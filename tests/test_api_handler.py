@@ -273,6 +273,7 @@ def test_predict_unknown_card_or_no_data_by_date_is_404(api: ModuleType) -> None
     status, body = invoke(api, "POST", "/predict", body={"card_id": LATE_CARD, "date": before})
     assert_error(status, body, 404, "not_found")
     assert before in body["message"]
+    assert f"among the days this model serves (from {first_day_of(3, 30)})" in body["message"]
 
 
 # --- hostile and malformed input: always 4xx ------------------------------------------------------

@@ -89,7 +89,8 @@ class PredictRequest(ApiModel):
     date: dt.date | None = Field(
         default=None,
         description="answer as of this date (YYYY-MM-DD): the latest observation on or before "
-        "it; default the latest",
+        "it, among the recent days the model serves (`GET /cards/{card_id}` shows them); "
+        "default the latest",
     )
     market_price: Price | None = Field(
         default=None, description="a price you were offered (USD); default the market price"
@@ -173,14 +174,16 @@ class CardPage(ApiSchema):
 
 
 class HistoryPoint(ApiSchema):
-    """A past market price of a card and the prices the model gave that day (see `Prediction`)."""
+    """A past market price of a card and what the model in service makes of that day (see
+    `Prediction`). For a day more than `horizon_days` ago the model was fitted on what followed
+    it, so these are not the forecasts one could have made then: those are the backtest's."""
 
     date: dt.date
     market_price: float
-    fair_price: float = Field(description="median forecast made that day")
+    fair_price: float = Field(description="the model's median forecast from that day's price")
     fair_price_low: float = Field(description="lower end of its interval")
     fair_price_high: float = Field(description="upper end of its interval")
-    expected_price: float = Field(description="mean forecast made that day")
+    expected_price: float = Field(description="the model's mean forecast from that day's price")
 
 
 class CardDetail(CardSummary):

@@ -49,8 +49,8 @@ def predict(
     if point is None:
         first = table.history(request.card_id)[0].date
         raise NoDataByDate(
-            f"card {request.card_id!r} has no price on or before {request.date} "
-            f"(its first is on {first})"
+            f"card {request.card_id!r} has no price on or before {request.date} among the days "
+            f"this model serves (from {first})"
         )
     return _prediction(
         table, request.card_id, point, request.market_price, buy_threshold, sell_threshold
