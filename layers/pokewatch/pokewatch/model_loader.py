@@ -2,7 +2,9 @@
 
 Cold start: read `models/current.json`, then the serving file it names (in the background from
 `preload`, so that it overlaps with the rest of the cold start). Afterwards the pointer is
-re-read at most every `ttl_seconds`, so a newly promoted model is served without a redeploy. A
+re-read at most every `ttl_seconds`, so a newly promoted model is served without a redeploy;
+that re-read runs in the background while the table in hand answers, so no request waits on
+the store (a slow read could otherwise outlast the function's timeout). A
 broken or missing artifact never replaces a good table: the previous one keeps serving (health
 says "degraded" with the reason); with nothing loaded yet, the API answers 503 with the reason and
 the store is asked again after `retry_seconds` (short: a first model may appear at any time).
@@ -100,11 +102,29 @@ class ModelLoader:
         return max(1, round(self._retry))
 
     def _refresh_if_due(self) -> None:
-        if self._clock() >= self._next_check:
-            with self._lock:
-                # Another thread may have refreshed while this one waited for the lock.
+        if self._clock() < self._next_check:
+            return
+        if self._state is not None:
+            self._refresh_in_background()
+            return
+        with self._lock:
+            # Another thread may have refreshed while this one waited for the lock.
+            if self._clock() >= self._next_check:
+                self._refresh()
+
+    def _refresh_in_background(self) -> None:
+        """Refresh in a thread of its own, unless a refresh is already under way."""
+        if not self._lock.acquire(blocking=False):
+            return
+
+        def refresh() -> None:
+            try:
                 if self._clock() >= self._next_check:
                     self._refresh()
+            finally:
+                self._lock.release()
+
+        threading.Thread(target=refresh, name="model-refresh", daemon=True).start()
 
     def _refresh(self) -> None:
         current = self._state.table if self._state else None
