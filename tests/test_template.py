@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 from cfn_tools import load_yaml
 
+from pokewatch.sources.registry import SOURCE_NAMES
+
 ROOT = Path(__file__).resolve().parents[1]
 SAM_BIN = ROOT / ".venv-sam" / "bin"
 TEMPLATE = load_yaml((ROOT / "template.yaml").read_text())
@@ -80,6 +82,21 @@ def test_parameters_of_the_issue():
     ]:
         assert name in params
     assert params["Architecture"]["Default"] == "arm64"
+
+
+def test_the_deployable_sources_are_the_ones_a_lambda_can_reach():
+    """`csv` reads a file on the local disk (POKEWATCH_CSV_INPUT or the run's `input`), which
+    nothing in the stack sets or ships: a scheduled run with it would fail in Plan."""
+    source = TEMPLATE["Parameters"]["PriceSource"]
+    assert source["AllowedValues"] == [n for n in SOURCE_NAMES if n != "csv"]
+    assert source["Default"] in source["AllowedValues"]
+    schedule = RESOURCES["PipelineStateMachine"]["Properties"]["Events"]["Daily"]["Properties"]
+    assert "input" not in json.loads(schedule["Input"]["Fn::Sub"].replace("${PriceSource}", "x"))
+    assert all(
+        "POKEWATCH_CSV_INPUT" not in f["Properties"].get("Environment", {}).get("Variables", {})
+        for f in FUNCTIONS.values()
+    )
+    assert "POKEWATCH_CSV_INPUT" not in TEMPLATE["Globals"]["Function"]["Environment"]["Variables"]
 
 
 def test_globals_and_powertools_environment():
