@@ -5,14 +5,22 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
+import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cfn_tools import load_yaml
 
+from pokewatch import keys, registry
 from pokewatch.sources.registry import SOURCE_NAMES
+from pokewatch.store import LocalStore
+from pokewatch_local.lambda_runtime import LocalLambda
+from pokewatch_local.runner import run_pipeline
+from pokewatch_local.template import SamTemplate
 
 ROOT = Path(__file__).resolve().parents[1]
 SAM_BIN = ROOT / ".venv-sam" / "bin"
@@ -21,32 +29,36 @@ RESOURCES = TEMPLATE["Resources"]
 FUNCTIONS = {k: r for k, r in RESOURCES.items() if r["Type"] == "AWS::Serverless::Function"}
 PIPELINE = ["Plan", "Collect", "Preprocess", "Train", "Validate", "Promote"]
 
-#: The store prefixes each function may touch, by action (SPEC section 3).
+#: The store keys each function may touch, by action, as IAM patterns (SPEC section 3):
+#: `${ArtifactBucket.Arn}/<pattern>` resources, or the `s3:prefix` condition of ListBucket.
+MODEL_FILES = {f"models/*/{name}" for name in ("model.skops", "metrics.json", "serving.bin")}
 S3_ACCESS = {
-    "PlanFunction": {"s3:ListBucket": {"raw/"}},
-    "CollectFunction": {"s3:PutObject": {"raw/"}},
+    "PlanFunction": {"s3:ListBucket": {"raw/*"}},
+    "CollectFunction": {"s3:PutObject": {"raw/*"}},
     "PreprocessFunction": {
-        "s3:ListBucket": {"raw/"},
-        "s3:GetObject": {"raw/"},
-        "s3:PutObject": {"features/"},
+        "s3:ListBucket": {"raw/*"},
+        "s3:GetObject": {"raw/*"},
+        "s3:PutObject": {"features/*"},
     },
     "TrainFunction": {
-        "s3:ListBucket": {"features/"},
-        "s3:GetObject": {"features/"},
-        "s3:PutObject": {"models/"},
+        "s3:ListBucket": {"features/*"},
+        "s3:GetObject": {"features/*"},
+        "s3:PutObject": MODEL_FILES | {"models/*/report.html"},
     },
     "ValidateFunction": {
-        "s3:ListBucket": {"models/"},
-        "s3:GetObject": {"models/"},
-        "s3:PutObject": {"models/"},
+        "s3:ListBucket": {"models/*"},
+        "s3:GetObject": {"models/*"},
+        "s3:PutObject": {"models/*/metrics.json"},
     },
     "PromoteFunction": {
-        "s3:ListBucket": {"models/"},
-        "s3:GetObject": {"models/"},
-        "s3:PutObject": {"models/"},
+        "s3:ListBucket": {"models/*"},
+        "s3:GetObject": {"models/*"},
+        "s3:PutObject": {"models/*"},
     },
-    "ApiFunction": {"s3:ListBucket": {"models/"}, "s3:GetObject": {"models/"}},
+    "ApiFunction": {"s3:ListBucket": {"models/*"}, "s3:GetObject": {"models/*"}},
 }
+#: The registry's own keys: the pointer to the model in service and the promotion log.
+REGISTRY_KEYS = (keys.CURRENT_MODEL, registry.PROMOTION_LOG)
 
 
 def _statements(function: str) -> list[dict]:
@@ -58,14 +70,32 @@ def _as_list(value: object) -> list:
     return value if isinstance(value, list) else [value]
 
 
-def _s3_prefix(statement: dict) -> str:
-    """`raw/` for `${ArtifactBucket.Arn}/raw/*`, or the ListBucket condition's prefix."""
+def _s3_patterns(statement: dict) -> list[str]:
+    """`raw/*` for `${ArtifactBucket.Arn}/raw/*`, or the ListBucket condition's prefix."""
     if statement["Action"] == "s3:ListBucket" or statement["Action"] == ["s3:ListBucket"]:
         assert statement["Resource"] == {"Fn::GetAtt": ["ArtifactBucket", "Arn"]}
-        return statement["Condition"]["StringLike"]["s3:prefix"].removesuffix("*")
-    resource = statement["Resource"]["Fn::Sub"]
-    assert resource.startswith("${ArtifactBucket.Arn}/") and resource.endswith("/*"), resource
-    return resource.removeprefix("${ArtifactBucket.Arn}/").removesuffix("*")
+        return [statement["Condition"]["StringLike"]["s3:prefix"]]
+    patterns = []
+    for resource in _as_list(statement["Resource"]):
+        arn = resource["Fn::Sub"]
+        assert arn.startswith("${ArtifactBucket.Arn}/"), arn
+        patterns.append(arn.removeprefix("${ArtifactBucket.Arn}/"))
+    return patterns
+
+
+def s3_grants(function: str) -> dict[str, set[str]]:
+    """The store key patterns a function's policy allows, by S3 action."""
+    granted: dict[str, set[str]] = {}
+    for statement in _statements(function):
+        for action in (a for a in _as_list(statement["Action"]) if a.startswith("s3:")):
+            granted.setdefault(action, set()).update(_s3_patterns(statement))
+    return granted
+
+
+def iam_match(pattern: str, key: str) -> bool:
+    """IAM's wildcard match: `*` any run of characters (`/` included), `?` any one."""
+    regex = re.escape(pattern).replace(r"\*", ".*").replace(r"\?", ".")
+    return re.fullmatch(regex, key) is not None
 
 
 def test_parameters_of_the_issue():
@@ -142,14 +172,100 @@ def test_function_policies_are_explicit_and_prefix_scoped(function):
     policies = FUNCTIONS[function]["Properties"].get("Policies", [])
     # SAM's S3 policy templates grant the whole bucket; only explicit statements are scoped.
     assert all(list(p) == ["Statement"] for p in policies), policies
-    granted: dict[str, set[str]] = {}
     for statement in _statements(function):
         assert statement["Effect"] == "Allow"
         actions = _as_list(statement["Action"])
         assert all("*" not in action for action in actions), actions
-        for action in (a for a in actions if a.startswith("s3:")):
-            granted.setdefault(action, set()).add(_s3_prefix(statement))
-    assert granted == S3_ACCESS[function]
+    assert s3_grants(function) == S3_ACCESS[function]
+
+
+@pytest.mark.parametrize("function", sorted(FUNCTIONS))
+def test_only_promote_writes_the_registry_keys(function):
+    """Train and validate write a version's files; a write of the pointer or the promotion log
+    from any other function would put a model in service without the gate."""
+    writable = [
+        key
+        for key in REGISTRY_KEYS
+        if any(iam_match(p, key) for p in s3_grants(function).get("s3:PutObject", ()))
+    ]
+    assert writable == (list(REGISTRY_KEYS) if function == "PromoteFunction" else [])
+
+
+#: The S3 action behind each store method (S3Store: HeadObject needs s3:GetObject).
+STORE_ACTIONS = {
+    "get_bytes": "s3:GetObject",
+    "exists": "s3:GetObject",
+    "put_bytes": "s3:PutObject",
+    "delete": "s3:DeleteObject",
+    "list_keys": "s3:ListBucket",
+}
+
+
+class AccessRecorder:
+    """Every store call a handler makes, as (function, S3 action, key or ListBucket prefix); the
+    function is the one `LocalLambda.invoke` is running on this thread (None outside a handler,
+    as for the local SNS stand-in's notifications)."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.calls: set[tuple[str | None, str, str]] = set()
+        self._running = threading.local()
+        invoke = LocalLambda.invoke
+
+        def invoking(runtime: LocalLambda, function: Any, event: Any) -> Any:
+            name = function if isinstance(function, str) else function.logical_id
+            self._running.function = runtime.template.function(name).logical_id
+            try:
+                return invoke(runtime, function, event)
+            finally:
+                self._running.function = None
+
+        monkeypatch.setattr(LocalLambda, "invoke", invoking)
+        for method, action in STORE_ACTIONS.items():
+            monkeypatch.setattr(LocalStore, method, self._recording(method, action))
+
+    def _recording(self, method: str, action: str) -> Any:
+        original = getattr(LocalStore, method)
+
+        def recorded(store: LocalStore, key: str, *args: Any, **kwargs: Any) -> Any:
+            self.calls.add((getattr(self._running, "function", None), action, key))
+            return original(store, key, *args, **kwargs)
+
+        return recorded
+
+
+def test_the_policies_grant_every_store_access_the_real_handlers_make(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+):
+    """A sample run through the real definition and handlers, every store call recorded: each
+    must be allowed by its function's policy (IAM wildcards), or it fails in AWS only."""
+    recorder = AccessRecorder(monkeypatch)
+    store = LocalStore(tmp_path / "store")
+    environment = {"POKEWATCH_BACKTEST_DAYS": "28", "POKEWATCH_NAIVE_TOLERANCE": "1.0"}
+    request = {"source": "sample", "as_of": "2026-11-27", "cards": 40, "history_days": 200}
+    for _ in range(2):  # the second run has a champion to validate against and to replace
+        result = run_pipeline(
+            SamTemplate(ROOT / "template.yaml"),
+            store,
+            request,
+            environment=environment,
+            echo=lambda _: None,
+        )
+        assert result.status == "SUCCEEDED", (result.error, result.cause)
+
+    steps = {function for function, _, _ in recorder.calls}
+    assert {f"{step}Function" for step in PIPELINE} <= steps
+    denied = sorted(
+        (function, action, key)
+        for function, action, key in recorder.calls
+        if function is not None
+        and not any(iam_match(p, key) for p in s3_grants(function).get(action, ()))
+    )
+    assert denied == []
+    outside = {key.split("/")[0] for function, _, key in recorder.calls if function is None}
+    assert outside <= {"notifications"}  # the local SNS stand-in, not a Lambda
+    writes = {(f, k.split("/")[-1]) for f, a, k in recorder.calls if a == "s3:PutObject"}
+    assert ("PromoteFunction", "current.json") in writes
+    assert ("TrainFunction", "report.html") in writes
 
 
 @pytest.mark.parametrize("function", sorted(FUNCTIONS))
