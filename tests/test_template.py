@@ -53,7 +53,7 @@ S3_ACCESS = {
     "PromoteFunction": {
         "s3:ListBucket": {"models/*"},
         "s3:GetObject": {"models/*"},
-        "s3:PutObject": {"models/*"},
+        "s3:PutObject": {"models/current.json", "models/promotions.json"},
     },
     "ApiFunction": {"s3:ListBucket": {"models/*"}, "s3:GetObject": {"models/*"}},
 }
