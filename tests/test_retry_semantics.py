@@ -163,6 +163,51 @@ def test_a_transient_source_error_is_retried_with_backoff_and_full_jitter(
     assert (result.error, "sv1 (TransientSourceError)" in result.cause) == ("NoDataCollected", True)
 
 
+@responses.activate
+def test_plan_retries_a_transient_source_error_as_collect_does(
+    template: SamTemplate, definition: dict[str, Any], store: LocalStore
+) -> None:
+    # With no sets configured, Plan asks the source for its sets over HTTP: the same transient
+    # failures as Collect's, so the same retrier (a 503 there must not fail the whole run).
+    rule = retrier(definition, "Plan", "TransientSourceError")
+    assert rule == retrier(definition, "Collect", "TransientSourceError")
+    sets = json.loads((FIXTURES / "sets.json").read_text())
+    sv1 = [s for s in sets["data"] if s["id"] == "sv1"]
+    sets_url = CARDS_URL.removesuffix("cards") + "sets"
+    responses.get(sets_url, status=503, json={"error": {"code": 503}})
+    responses.get(sets_url, json=sets | {"data": sv1, "count": 1, "totalCount": 1})
+    for number in (1, 2):
+        body = json.loads((FIXTURES / f"cards_sv1_page{number}.json").read_text())
+        responses.get(CARDS_URL, json=body, match=[page(number)])
+    env = {k: v for k, v in POKEMONTCG_ENV.items() if k != "POKEWATCH_SETS"}
+
+    result, sleeps = run(template, store, POKEMONTCG_RUN, env)
+
+    assert retried_errors(result, "Plan") == ["TransientSourceError"]
+    assert task_attempts(result, "Plan") == 2
+    assert sleeps == pytest.approx(jittered(ceilings(rule, 1)))
+    assert store.list_keys("raw/") == ["raw/source=pokemontcg/dt=2024-06-01/set=sv1.parquet"]
+    # One snapshot is no history to backtest: the run stops at Train, not at Plan.
+    assert result.error == "NotEnoughHistory"
+
+
+@responses.activate
+def test_plan_out_of_retries_fails_the_run_with_the_source_error(
+    template: SamTemplate, definition: dict[str, Any], store: LocalStore
+) -> None:
+    rule = retrier(definition, "Plan", "TransientSourceError")
+    responses.get(CARDS_URL.removesuffix("cards") + "sets", status=502)
+    env = {k: v for k, v in POKEMONTCG_ENV.items() if k != "POKEWATCH_SETS"}
+
+    result, sleeps = run(template, store, POKEMONTCG_RUN, env)
+
+    assert sleeps == pytest.approx(jittered(ceilings(rule, rule["MaxAttempts"])))
+    assert task_attempts(result, "Plan") == 1 + rule["MaxAttempts"] == len(responses.calls)
+    assert (result.status, result.error) == ("FAILED", "TransientSourceError")
+    assert "TransientSourceError" in notification(store)["Message"]
+    assert store.list_keys("raw/") == []
+
+
 def test_max_delay_caps_the_backoff(
     template: SamTemplate, definition: dict[str, Any], store: LocalStore
 ) -> None:
