@@ -16,6 +16,7 @@ import pytest
 from cfn_tools import load_yaml
 
 from pokewatch import keys, registry
+from pokewatch.settings import Settings
 from pokewatch.sources.registry import SOURCE_NAMES
 from pokewatch.store import LocalStore
 from pokewatch_local.lambda_runtime import LocalLambda
@@ -142,6 +143,37 @@ def test_globals_and_powertools_environment():
         for f in FUNCTIONS.values()
     ]
     assert len(set(services)) == len(FUNCTIONS)
+
+
+#: Peak memory (MB) of the heavy steps at 10,000 card prints × 730 days (docs/scaling.md); the
+#: history rows of that market and of docs/deploy.md's prod market (~20,000 prints × 730 days).
+MEASURED_PEAK_MB = {"PreprocessFunction": 2490, "TrainFunction": 1700}
+MEASURED_ROWS, PROD_ROWS = 7_280_000, 20_000 * 730
+KB_PER_HISTORY_ROW = 0.3
+#: Lambda's CPU share: one vCPU's worth per 1,769 MB (Lambda developer guide, "memory").
+MB_PER_VCPU = 1769
+
+
+def _memory(function: str) -> int:
+    return int(
+        FUNCTIONS[function]["Properties"].get(
+            "MemorySize", TEMPLATE["Globals"]["Function"]["MemorySize"]
+        )
+    )
+
+
+def test_heavy_steps_have_measured_memory_with_headroom():
+    for function, peak in MEASURED_PEAK_MB.items():
+        assert 1.5 * peak <= _memory(function) <= 10_240, function
+    # Preprocess holds the whole history: the prod market's, by the measured slope, with 1 GB spare.
+    prod_peak = (
+        MEASURED_PEAK_MB["PreprocessFunction"]
+        + (PROD_ROWS - MEASURED_ROWS) * KB_PER_HISTORY_ROW / 1024
+    )
+    assert _memory("PreprocessFunction") >= prod_peak + 1024
+    # Train fits its refits on `model_fit_workers` threads: a full vCPU for each.
+    workers = Settings.model_fields["model_fit_workers"].default
+    assert _memory("TrainFunction") >= workers * MB_PER_VCPU
 
 
 def test_outputs():
