@@ -139,6 +139,7 @@ HOSTILE_BODIES = [
     ('{"card_id": "sv1-0000_holofoil", "market_price": 1e999}', 422, "market_price"),
     ('{"card_id": "sv1-0000_holofoil", "market_price": -3}', 422, "market_price"),
     ('{"card_id": "sv1-0000_holofoil", "market_price": 0}', 422, "market_price"),
+    ('{"card_id": "sv1-0000_holofoil", "market_price": 1' + "0" * 5_000 + "}", 422, "body"),
     ('{"card_id": "sv1-0000_holofoil", "market_price": "12.5"}', 422, "market_price"),
     ('{"card_id": "sv1-0000_holofoil", "market_price": true}', 422, "market_price"),
     ('{"card_id": "sv1-0000_holofoil", "date": "0001-01-01"}', 422, "date"),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import sys
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, field_validator
@@ -50,16 +51,27 @@ def _no_constant(name: str) -> Any:
     raise _Rejected(f"{name} is not a JSON value")
 
 
+def _integer(text: str) -> int:
+    # int() refuses more digits than Python's conversion limit with a bare ValueError (a 500).
+    digits = len(text.lstrip("-"))
+    if digits > sys.get_int_max_str_digits():
+        raise _Rejected(f"a number of {digits} digits is too long")
+    return int(text)
+
+
 def parse_json_body(text: str) -> Any:
     """Parse a request body as strict JSON.
 
     Raises BodyTooLarge, or json.JSONDecodeError (which the event handler turns into a 422)
-    for malformed JSON, duplicate keys, NaN / Infinity and nesting deeper than the parser's stack.
+    for malformed JSON, duplicate keys, NaN / Infinity, integers of more digits than Python
+    converts and nesting deeper than the parser's stack.
     """
     if len(text) > MAX_BODY_CHARS:
         raise BodyTooLarge(f"request body has {len(text)} characters; at most {MAX_BODY_CHARS}")
     try:
-        return json.loads(text, object_pairs_hook=_unique_keys, parse_constant=_no_constant)
+        return json.loads(
+            text, object_pairs_hook=_unique_keys, parse_constant=_no_constant, parse_int=_integer
+        )
     except _Rejected as exc:
         raise json.JSONDecodeError(str(exc), text, 0) from None
     except RecursionError:
