@@ -146,6 +146,11 @@ HOSTILE_BODIES = [
     ('{"card_id": "sv1-0000_holofoil", "date": "9999-12-31"}', 422, "date"),
     ('{"card_id": "sv1-0000_holofoil", "date": "2024-02-30"}', 422, "date"),
     ('{"card_id": "sv1-0000_holofoil", "date": "yesterday"}', 422, "date"),
+    # Not read as seconds since 1970 (1704067200 is 2024-01-01, "20240101" is 1970-08-23).
+    ('{"card_id": "sv1-0000_holofoil", "date": 1704067200}', 422, "date"),
+    ('{"card_id": "sv1-0000_holofoil", "date": "1704067200"}', 422, "date"),
+    ('{"card_id": "sv1-0000_holofoil", "date": 1704067200.0}', 422, "date"),
+    ('{"card_id": "sv1-0000_holofoil", "date": "20240101"}', 422, "date"),
     ('{"card_id": "sv1-0000_holofoil", "card_id": "sv2-0001_holofoil"}', 422, "body"),
     ('{"card_id": "sv1-0000_holofoil", "cardid": "typo"}', 422, "cardid"),
     ('{"card_id": "../../etc/passwd"}', 422, "card_id"),

@@ -261,6 +261,20 @@ def test_predict_at_a_date_uses_the_latest_row_on_or_before_it(api: ModuleType) 
     assert answer["date"] == LAST_DAY.isoformat()
 
 
+@pytest.mark.parametrize("date", ["20240101", 1704067200, "2024-01-01T00:00:00"])
+def test_a_date_is_a_day_written_yyyy_mm_dd(api: ModuleType, date: object) -> None:
+    # pydantic reads numbers and digit strings as seconds since 1970: "20240101" was refused as
+    # a time of day on 1970-08-23, and 1704067200 answered as 2024-01-01.
+    status, body = invoke(api, "POST", "/predict", body={"card_id": CARD, "date": date})
+    assert_error(status, body, 422, "invalid_request")
+    assert "YYYY-MM-DD" in body["details"][0]["problem"], body
+    _, batch = invoke(
+        api, "POST", "/predict/batch", body={"items": [{"card_id": CARD, "date": date}]}
+    )
+    assert batch["results"][0]["status"] == 422
+    assert "YYYY-MM-DD" in batch["results"][0]["message"], batch
+
+
 @pytest.mark.parametrize(
     ("factor", "signal"),
     [(0.5, "BUY"), (0.89, "BUY"), (0.92, "HOLD"), (1.0, "HOLD"), (1.14, "HOLD"), (1.16, "SELL")],

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 import sys
 from typing import Annotated, Any, Literal
 
@@ -24,6 +25,7 @@ MAX_BODY_CHARS = 64 * 1024
 #: Dates outside this range are rejected as input errors rather than looked up.
 EARLIEST_DATE = dt.date(1990, 1, 1)
 LATEST_DATE = dt.date(2100, 12, 31)
+_ISO_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
 class BodyTooLarge(ValueError):
@@ -107,6 +109,16 @@ class PredictRequest(ApiModel):
     market_price: Price | None = Field(
         default=None, description="a price you were offered (USD); default the market price"
     )
+
+    @field_validator("date", mode="before")
+    @classmethod
+    def _written_as_a_day(cls, value: object) -> object:
+        # pydantic would read a number or a string of digits as seconds since 1970.
+        if isinstance(value, int | float) or (
+            isinstance(value, str) and not _ISO_DAY.fullmatch(value)
+        ):
+            raise ValueError("date must be a day written YYYY-MM-DD")
+        return value
 
     @field_validator("date")
     @classmethod
