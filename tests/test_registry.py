@@ -73,3 +73,14 @@ def test_list_marks_the_model_in_service(any_store: LocalStore | S3Store) -> Non
     assert set(listed) == {"v1", "v2"}
     assert listed["v1"].in_service and not listed["v2"].in_service
     assert listed["v2"].metrics == {"backtest": {}}
+
+
+@pytest.mark.parametrize("version", ["../../etc", "v1/../v1", "", ".."])
+def test_a_version_that_is_not_one_key_segment_is_refused(
+    any_store: LocalStore | S3Store, version: str
+) -> None:
+    # A local store raised a bare ValueError (key escapes the store): a traceback in the CLI.
+    _model(any_store, "v1")
+    with pytest.raises(registry.RegistryError, match="not a model version"):
+        registry.promote(any_store, version)
+    assert registry.current(any_store) is None

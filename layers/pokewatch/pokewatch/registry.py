@@ -100,6 +100,9 @@ def rollback(store: ArtifactStore) -> Promotion:
 def _put_in_service(
     store: ArtifactStore, version: str, previous_version: str | None, *, data_as_of: dt.date | None
 ) -> Promotion:
+    if version in ("", ".", "..") or "/" in version:
+        # A version is one segment of `models/<version>/`; a path would name another key.
+        raise RegistryError(f"not a model version: {version!r} (`pokewatch models list`)")
     try:
         ServingTable.from_bytes(store.get_bytes(keys.model_artifact(version, keys.SERVING_FILE)))
     except ArtifactNotFound:
