@@ -148,3 +148,17 @@ def test_models_commands_on_an_empty_store(
     assert code == 2 and "no earlier model" in err
     code, _, err = _run(capsys, "models", "promote", "v0", "--store", str(tmp_path))
     assert code == 2 and "no serving file" in err
+
+
+@pytest.mark.parametrize(
+    "argv", [["models", "list"], ["models", "rollback"], ["pipeline", "run", "--cards", "5"]]
+)
+def test_a_store_that_is_a_file_is_one_line_naming_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], argv: list[str]
+) -> None:
+    # It was a NotADirectoryError traceback (models) or a failed execution (pipeline run).
+    not_a_directory = tmp_path / "store.txt"
+    not_a_directory.write_text("x")
+    code, _, err = _run(capsys, *argv, "--store", str(not_a_directory))
+    assert code == 2
+    assert f"{not_a_directory}" in err and "not a directory" in err

@@ -43,6 +43,10 @@ class LocalStore:
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self.root = Path(root).resolve()
         self.uri = str(self.root)
+        # The directory is made on the first write; a file in its place fails every read.
+        existing = next(p for p in (self.root, *self.root.parents) if p.exists())
+        if not existing.is_dir():
+            raise ValueError(f"store {self.uri}: {existing} is not a directory")
 
     def _path(self, key: str) -> Path:
         path = (self.root / key).resolve()
