@@ -162,3 +162,19 @@ def test_a_store_that_is_a_file_is_one_line_naming_it(
     code, _, err = _run(capsys, *argv, "--store", str(not_a_directory))
     assert code == 2
     assert f"{not_a_directory}" in err and "not a directory" in err
+
+
+def test_an_input_for_a_source_that_does_not_read_it_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # It was ignored: the run collected the sample market and trained on it without a word.
+    monkeypatch.delenv("POKEWATCH_SOURCE", raising=False)
+    prices = tmp_path / "prices.csv"
+    prices.write_text("card_id,date,market_price\n")
+    for source in ([], ["--source", "sample"]):
+        code, _, err = _run(
+            capsys, "pipeline", "run", *source, "--input", str(prices), "--store", str(tmp_path)
+        )
+        assert code == 2
+        assert "--input" in err and "--source csv" in err
+    assert not (tmp_path / "raw").exists()

@@ -141,11 +141,26 @@ def _open_store(uri: str) -> Any:
         raise CliError(str(exc)) from exc
 
 
+def _settings() -> Any:
+    """The settings from the environment; a bad `POKEWATCH_*` value is one line naming it."""
+    from pydantic import ValidationError
+
+    from pokewatch.settings import Settings
+    from pokewatch.validation import problems
+
+    try:
+        return Settings()
+    except ValidationError as exc:
+        raise CliError(f"settings: {problems(exc)}") from exc
+
+
 def _pipeline_run(args: argparse.Namespace) -> int:
     from pokewatch_local.runner import run_pipeline
 
     if args.source == "csv" and not args.input:
         raise CliError("--source csv needs --input PATH")
+    if args.input and (args.source or _settings().source) != "csv":
+        raise CliError("--input is read only by --source csv")
     if args.input and not args.input.startswith("s3://") and not Path(args.input).is_file():
         raise CliError(f"--input: no such file: {args.input}")
     request = {
