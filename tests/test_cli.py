@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 from pathlib import Path
 
 import pytest
@@ -178,3 +179,19 @@ def test_an_input_for_a_source_that_does_not_read_it_is_refused(
         assert code == 2
         assert "--input" in err and "--source csv" in err
     assert not (tmp_path / "raw").exists()
+
+
+def test_serve_on_a_port_it_cannot_have_is_one_line_naming_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # 99999 was served on 34463 (its value modulo 65536); a port in use was an OSError traceback.
+    with pytest.raises(SystemExit) as usage_error:
+        main(["serve", "--port", "99999", "--store", str(tmp_path)])
+    assert usage_error.value.code == 2 and "99999" in capsys.readouterr().err
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        code, _, err = _run(capsys, "serve", "--port", port, "--store", str(tmp_path))
+    assert code == 2
+    assert f"127.0.0.1:{port}" in err and "in use" in err

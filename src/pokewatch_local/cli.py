@@ -56,7 +56,7 @@ def _parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="serve the API as API Gateway would")
     _store_option(serve)
     serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=3000)
+    serve.add_argument("--port", type=_port, default=3000)
     serve.set_defaults(command=_serve)
 
     invoke = commands.add_parser("invoke", help="invoke one function (no-Docker sam local invoke)")
@@ -108,6 +108,16 @@ def _positive(text: str) -> int:
         raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1: {value}")
+    return value
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"must be a TCP port, 0 (any free one) to 65535: {value}")
     return value
 
 
@@ -191,7 +201,10 @@ def _serve(args: argparse.Namespace) -> int:
     store = _open_store(args.store)
     template = _template(args)
     lambdas = LocalLambda(template, {"POKEWATCH_STORE": store.uri})
-    server = make_server(ApiGatewayApp(template, lambdas), args.host, args.port)
+    try:
+        server = make_server(ApiGatewayApp(template, lambdas), args.host, args.port)
+    except OSError as exc:
+        raise CliError(f"cannot serve on {args.host}:{args.port}: {exc.strerror}") from exc
     url = f"http://{args.host}:{server.effective_port}"
     print(f"PokeWatch API on {url} (store {store.uri})")
     print(f"  try: curl {url}/health   (Ctrl-C stops)", flush=True)
