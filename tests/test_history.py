@@ -6,9 +6,15 @@ import datetime as dt
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
 from pokewatch import keys
-from pokewatch.history import from_parquet_bytes, load_raw_history, to_parquet_bytes
+from pokewatch.history import (
+    CorruptPartition,
+    from_parquet_bytes,
+    load_raw_history,
+    to_parquet_bytes,
+)
 from pokewatch.observations import TEXT_COLUMNS
 from pokewatch.sources.base import normalise_history
 from pokewatch.store import LocalStore
@@ -94,3 +100,24 @@ def test_partitions_of_other_versions_are_normalised_together(tmp_path: Path) ->
     assert history["volume"].isna().tolist() == [True, False]
     assert history["series"].astype(str).tolist() == ["", "S"]
     assert history["card_id"].dtype == "category"
+
+
+def test_a_window_reads_only_the_last_days_up_to_the_latest_price(tmp_path: Path) -> None:
+    backfill = pd.concat(
+        [partition("a", ["1"], str(DAY - dt.timedelta(days=d)), 1.0 + d) for d in (400, 100, 20)]
+    )
+    store = LocalStore(tmp_path / "daily")
+    store.put_bytes(keys.raw_partition("s", DAY, "a"), to_parquet_bytes(backfill))
+    # Collected before the window: never read (reading it would fail).
+    store.put_bytes(keys.raw_partition("s", DAY - dt.timedelta(days=200), "b"), b"corrupt")
+    with pytest.raises(CorruptPartition):
+        load_raw_history(store, "s", DAY)
+    windowed = load_raw_history(store, "s", DAY, window_days=150)
+    assert windowed["market_price"].tolist() == [101.0, 21.0]
+
+    # A file's history may end long before the run: the window ends at its latest price.
+    file_store = LocalStore(tmp_path / "file")
+    later = DAY + dt.timedelta(days=1000)
+    file_store.put_bytes(keys.raw_partition("s", later, "a"), to_parquet_bytes(backfill))
+    windowed = load_raw_history(file_store, "s", later, window_days=150)
+    assert windowed["market_price"].tolist() == [101.0, 21.0]

@@ -60,26 +60,45 @@ def last_collected_day_by_set(
     for key in raw_partitions(store, source, as_of):
         match = _PARTITION.match(key)
         assert match is not None  # raw_partitions keeps only keys that match
-        latest[match["set"]] = dt.date.fromisoformat(match["day"])
+        latest[match["set"]] = _collected_on(key)
     return latest
 
 
-def load_raw_history(store: ArtifactStore, source: str, as_of: dt.date) -> pd.DataFrame:
-    """Every price collected from `source` up to `as_of`, one row per card and date, sorted by
-    card then date.
+def load_raw_history(
+    store: ArtifactStore, source: str, as_of: dt.date, window_days: int | None = None
+) -> pd.DataFrame:
+    """Every price collected from `source` up to `as_of` (with `window_days`, only those of the
+    last `window_days` up to the latest price), one row per card and date, sorted by card then
+    date.
 
     Partitions are read oldest first and a later snapshot's row for the same card and date wins,
-    so a re-collected day replaces what an earlier run saw. The text columns are read
-    dictionary-encoded and stay categoricals (see `normalise_history`): a small integer per row
-    instead of a string is most of the memory of a daily history of many cards."""
+    so a re-collected day replaces what an earlier run saw. A partition collected before the
+    window holds only older prices and is not read at all, so a run's memory stays bounded
+    however many years the store holds. The text columns are read dictionary-encoded and stay
+    categoricals (see `normalise_history`): a small integer per row instead of a string is most
+    of the memory of a daily history of many cards."""
     partitions = raw_partitions(store, source, as_of)
+    if window_days is not None:
+        oldest_needed = as_of - dt.timedelta(days=window_days)
+        partitions = [key for key in partitions if _collected_on(key) >= oldest_needed]
     if not partitions:
         return normalise_history(pd.DataFrame())
     history = normalise_history(_concat_partitions(store, partitions))
-    known = np.flatnonzero((history["date"] <= pd.Timestamp(as_of)).to_numpy())
+    dates = history["date"]
+    in_window = dates <= pd.Timestamp(as_of)
+    if window_days is not None and in_window.any():
+        # From the latest price, not from as_of: a file's history may end long before the run.
+        in_window &= dates > dates[in_window].max() - pd.Timedelta(days=window_days)
+    known = np.flatnonzero(in_window.to_numpy())
     card_codes = history["card_id"].cat.codes.to_numpy()[known]
-    rows = known[last_per_card_day(card_codes, epoch_days(history["date"].take(known)))]
+    rows = known[last_per_card_day(card_codes, epoch_days(dates.take(known)))]
     return history.take(rows).reset_index(drop=True)
+
+
+def _collected_on(key: str) -> dt.date:
+    match = _PARTITION.match(key)
+    assert match is not None  # raw_partitions keeps only keys that match
+    return dt.date.fromisoformat(match["day"])
 
 
 def _concat_partitions(store: ArtifactStore, partitions: list[str]) -> pd.DataFrame:

@@ -47,6 +47,10 @@ class Settings(BaseModel):
     pricetracker_url: str = "https://www.pokemonpricetracker.com/api/v2"
 
     # --- model ------------------------------------------------------------------------------
+    #: Days of history, up to the latest price, that a run learns from and backtests on. Older
+    #: raw partitions stay in the store but are not read, so a run's time and memory stop
+    #: growing with the years collected (the backtest needs about a year).
+    history_window_days: int = Field(default=730, ge=1)
     horizon_days: int = Field(default=28, ge=1, le=365)
     interval_level: float = Field(default=0.80, gt=0, lt=1)
     buy_threshold: float = -0.10

@@ -15,7 +15,8 @@ class NoDataCollected(RuntimeError):
 
 
 def build_dataset(request: PreprocessInput, settings: Settings, store: ArtifactStore) -> Dataset:
-    """Read every raw partition of the source up to `as_of`, build the features and write both.
+    """Read the source's raw history up to `as_of` (its last `history_window_days`), build the
+    features and write both.
 
     A run that collected no price at all fails, even when earlier runs left a history: training
     again on yesterday's data would promote a model that says nothing new, and the outage would
@@ -23,7 +24,7 @@ def build_dataset(request: PreprocessInput, settings: Settings, store: ArtifactS
     run = request.run
     collected = [CollectResult.model_validate(r) for r in request.collected if "key" in r]
     failed = [CollectFailure.model_validate(r) for r in request.collected if "key" not in r]
-    history = load_raw_history(store, run.source, run.as_of)
+    history = load_raw_history(store, run.source, run.as_of, settings.history_window_days)
     if history.empty or not any(r.rows for r in collected):
         failures = ", ".join(f"{f.set_id} ({f.error})" for f in failed) or "none"
         empty = ", ".join(sorted(r.set_id for r in collected if not r.rows)) or "none"
