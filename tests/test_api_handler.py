@@ -325,7 +325,13 @@ def test_a_body_that_is_not_json_is_415(api: ModuleType, content_type: str) -> N
 
 def test_json_content_type_with_charset_or_none_at_all_is_accepted(api: ModuleType) -> None:
     raw = '{"card_id": "sv1-0000_holofoil"}'
-    for content_type in ("application/json; charset=utf-8", None):
+    # Media types are case-insensitive (RFC 9110 section 8.3.1).
+    for content_type in (
+        "application/json; charset=utf-8",
+        "APPLICATION/JSON",
+        "application/JSON; charset=UTF-8",
+        None,
+    ):
         headers = {"Content-Type": content_type}
         status, _ = invoke(api, "POST", "/predict", raw_body=raw, headers=headers)
         assert status == 200

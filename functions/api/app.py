@@ -414,7 +414,7 @@ def _foreign_body(event: dict) -> dict | None:
         return None
     headers = event.get("headers") or {}
     content_type = next((v for k, v in headers.items() if k.lower() == "content-type"), None)
-    if content_type is None or content_type.startswith("application/json"):
+    if content_type is None or content_type.lower().startswith("application/json"):
         return None
     logger.info("request failed", extra={"status": 415, "error": "unsupported_media_type"})
     body = ErrorBody(error="unsupported_media_type", message=_NOT_JSON)
@@ -426,13 +426,25 @@ def _foreign_body(event: dict) -> dict | None:
     }
 
 
+def _lower_case_json_type(event: dict) -> dict:
+    """The event with a JSON Content-Type in lower case.
+
+    Media types are case-insensitive (RFC 9110, 8.3.1), but Powertools compares the header with
+    `application/json` as written and would answer `APPLICATION/JSON` with a 415."""
+    headers = event.get("headers") or {}
+    key = next((k for k in headers if k.lower() == "content-type"), None)
+    if key is None or not headers[key].lower().startswith("application/json"):
+        return event
+    return {**event, "headers": {**headers, key: headers[key].lower()}}
+
+
 # --- entry point ---------------------------------------------------------------------------------
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
 @tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics(capture_cold_start_metric=True)
 def _handle(event: dict, context: LambdaContext) -> dict:
     started = time.perf_counter()
-    response = _foreign_body(event) or app.resolve(event, context)
+    response = _foreign_body(event) or app.resolve(_lower_case_json_type(event), context)
     status = int(response["statusCode"])
     # Zeros too, so that the average of Http4xx / Http5xx is the error rate.
     metrics.add_metric("Latency", MetricUnit.Milliseconds, (time.perf_counter() - started) * 1e3)
