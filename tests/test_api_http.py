@@ -32,6 +32,7 @@ class Answer:
     status: int
     headers: dict[str, str]
     body: Any
+    reason: str = ""
 
 
 class Client:
@@ -63,6 +64,7 @@ class Client:
             response.status,
             answer_headers,
             json.loads(data) if "json" in content_type else data.decode(),
+            response.reason,
         )
 
     def post(self, path: str, body: Any) -> Answer:
@@ -143,6 +145,7 @@ def test_error_statuses_over_http(client: Client) -> None:
     assert_error(client.post("/predict/batch", {"items": [{"card_id": CARD}] * 3000}), 413)
     text = client.request("POST", "/predict", '{"card_id": "x"}', {"Content-Type": "text/plain"})
     assert_error(text, 415, "unsupported_media_type")
+    assert text.reason == "Unsupported Media Type"
 
 
 def test_no_model_in_service_is_503_over_http(

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import http
 import json
 import time
 import uuid
@@ -20,17 +21,6 @@ from pokewatch_local.template import Route, SamTemplate
 #: API Gateway's payload limit.
 MAX_BODY_BYTES = 10 * 1024 * 1024
 STAGE = "local"
-_REASONS = {
-    200: "OK",
-    400: "Bad Request",
-    403: "Forbidden",
-    404: "Not Found",
-    413: "Payload Too Large",
-    422: "Unprocessable Entity",
-    500: "Internal Server Error",
-    502: "Bad Gateway",
-    503: "Service Unavailable",
-}
 
 StartResponse = Callable[[str, list[tuple[str, str]]], Any]
 
@@ -129,10 +119,18 @@ class ApiGatewayApp:
         return _proxy_answer(start_response, response)
 
 
+def _status_line(status: int) -> str:
+    """`415 Unsupported Media Type`: the standard's reason for any status a handler may answer."""
+    try:
+        return f"{status} {http.HTTPStatus(status).phrase}"
+    except ValueError:  # a status no RFC names; the reason phrase is only informative
+        return f"{status} Unknown"
+
+
 def _answer(start_response: StartResponse, status: int, body: dict[str, Any]) -> list[bytes]:
     data = json.dumps(body).encode()
     start_response(
-        f"{status} {_REASONS.get(status, 'Unknown')}",
+        _status_line(status),
         [("Content-Type", "application/json"), ("Content-Length", str(len(data)))],
     )
     return [data]
@@ -147,7 +145,7 @@ def _proxy_answer(start_response: StartResponse, response: dict[str, Any]) -> li
         headers.extend((key, str(v)) for v in values if (key, str(v)) not in headers)
     headers = [(k, v) for k, v in headers if k.lower() != "content-length"]
     headers.append(("Content-Length", str(len(data))))
-    start_response(f"{status} {_REASONS.get(status, 'Unknown')}", headers)
+    start_response(_status_line(status), headers)
     return [data]
 
 
