@@ -195,3 +195,13 @@ def test_serve_on_a_port_it_cannot_have_is_one_line_naming_it(
         code, _, err = _run(capsys, "serve", "--port", port, "--store", str(tmp_path))
     assert code == 2
     assert f"127.0.0.1:{port}" in err and "in use" in err
+
+
+def test_a_failed_set_is_named_with_the_message_of_its_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # It said only "failed sets: zzz (KeyError)": the Map's Cause, which says why, was dropped.
+    monkeypatch.delenv("POKEWATCH_SOURCE", raising=False)
+    code, _, err = _run(capsys, "pipeline", "run", "--sets", "zzz", "--store", str(tmp_path))
+    assert code == 1
+    assert "failed sets: zzz (KeyError: " in err and "unknown set 'zzz'" in err

@@ -296,7 +296,7 @@ def test_timeouts_on_every_set_are_retried_then_fail_the_run(
 
     assert result.status == "FAILED" and result.error == "NoDataCollected"
     for set_id in SETS:
-        assert f"{set_id} (TransientSourceError)" in result.cause
+        assert f"{set_id} (TransientSourceError: " in result.cause
         # 1 + 3 Lambda attempts (the definition's Retry), 2 HTTP attempts each.
         assert fake_api.calls[set_id] == 4 * 2
     assert len(retries(result, "Collect")) == 3 * len(SETS)
@@ -358,7 +358,7 @@ def test_malformed_json_is_not_retried_and_fails_the_run(
     result = pokemontcg_run(template, seeded)
 
     assert result.status == "FAILED" and result.error == "NoDataCollected"
-    assert "bp (SourceError)" in result.cause and "g1 (SourceError)" in result.cause
+    assert "bp (SourceError: " in result.cause and "g1 (SourceError: " in result.cause
     # A body that is not JSON cannot be cured by asking again: one call per set.
     assert fake_api.calls == Counter({s: 1 for s in SETS})
     assert retries(result, "Collect") == []

@@ -160,7 +160,7 @@ def test_a_transient_source_error_is_retried_with_backoff_and_full_jitter(
     # Out of retries, the Map iteration's Catch (States.ALL) records the set as failed.
     caught = [e.detail for e in result.events if e.kind == "ErrorCaught"]
     assert caught[0]["error"] == "TransientSourceError" and caught[0]["next"] == "CollectFailed"
-    assert (result.error, "sv1 (TransientSourceError)" in result.cause) == ("NoDataCollected", True)
+    assert result.error == "NoDataCollected" and "sv1 (TransientSourceError: " in result.cause
 
 
 @responses.activate
@@ -290,5 +290,5 @@ def test_a_value_error_is_not_retried_but_caught(
     assert task_attempts(result, "Collect") == 2 and retried_errors(result, "Collect") == []
     caught = [(e.state, e.detail["error"]) for e in result.events if e.kind == "ErrorCaught"]
     assert caught == [("Collect", "ValueError")] * 2 + [("Preprocess", "NoDataCollected")]
-    assert "bp (ValueError), g1 (ValueError)" in result.cause
+    assert "bp (ValueError: " in result.cause and "g1 (ValueError: " in result.cause
     assert store.list_keys("raw/") == []

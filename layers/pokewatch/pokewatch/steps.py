@@ -8,6 +8,8 @@ answers a `pokewatch.promotion.Promotion`, the document the registry and the API
 from __future__ import annotations
 
 import datetime as dt
+import json
+import textwrap
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
@@ -74,6 +76,19 @@ class CollectFailure(StepModel):
     set_id: str
     error: str = Field(validation_alias=AliasChoices("Error", "error"), default="Unknown")
     cause: str = Field(validation_alias=AliasChoices("Cause", "cause"), default="")
+
+    @property
+    def summary(self) -> str:
+        """`sv1 (KeyError: unknown set 'sv1' ...)`: the set, its error and why, in one short line.
+
+        A Lambda's Cause is its JSON error document (the message next to a stack trace); the
+        Cause of a States error is plain text, or nothing."""
+        try:
+            message = str(json.loads(self.cause)["errorMessage"])
+        except (ValueError, TypeError, KeyError):
+            message = self.cause
+        why = textwrap.shorten(message, width=200, placeholder=" …")
+        return f"{self.set_id} ({self.error}: {why})" if why else f"{self.set_id} ({self.error})"
 
 
 class PreprocessInput(StepModel):

@@ -26,7 +26,7 @@ def build_dataset(request: PreprocessInput, settings: Settings, store: ArtifactS
     failed = [CollectFailure.model_validate(r) for r in request.collected if "key" not in r]
     history = load_raw_history(store, run.source, run.as_of, settings.history_window_days)
     if history.empty or not any(r.rows for r in collected):
-        failures = ", ".join(f"{f.set_id} ({f.error})" for f in failed) or "none"
+        failures = ", ".join(f.summary for f in failed) or "none"
         empty = ", ".join(sorted(r.set_id for r in collected if not r.rows)) or "none"
         raise NoDataCollected(
             f"no prices collected from {run.source!r} in run {run.run_id}; "
