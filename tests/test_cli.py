@@ -205,3 +205,14 @@ def test_a_failed_set_is_named_with_the_message_of_its_error(
     code, _, err = _run(capsys, "pipeline", "run", "--sets", "zzz", "--store", str(tmp_path))
     assert code == 1
     assert "failed sets: zzz (KeyError: " in err and "unknown set 'zzz'" in err
+
+
+def test_a_run_dated_before_every_price_says_so(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # It said "failed sets: none; empty sets: none": no set had a price by then, so none was run.
+    prices = _market_csv(tmp_path / "prices.csv", weeks=4)
+    argv = ["--source", "csv", "--input", str(prices), "--as-of", "2020-01-01"]
+    code, _, err = _run(capsys, "pipeline", "run", *argv, "--store", str(tmp_path / "store"))
+    assert code == 1
+    assert "'csv' has no prices on or before 2020-01-01" in err

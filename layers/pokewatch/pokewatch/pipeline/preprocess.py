@@ -26,6 +26,11 @@ def build_dataset(request: PreprocessInput, settings: Settings, store: ArtifactS
     failed = [CollectFailure.model_validate(r) for r in request.collected if "key" not in r]
     history = load_raw_history(store, run.source, run.as_of, settings.history_window_days)
     if history.empty or not any(r.rows for r in collected):
+        if not request.collected:  # the plan found no set with a price (or released) by as_of
+            raise NoDataCollected(
+                f"no prices collected in run {run.run_id}: "
+                f"{run.source!r} has no prices on or before {run.as_of}"
+            )
         failures = ", ".join(f.summary for f in failed) or "none"
         empty = ", ".join(sorted(r.set_id for r in collected if not r.rows)) or "none"
         raise NoDataCollected(
