@@ -384,6 +384,8 @@ def test_batch_answers_in_order_with_an_error_object_per_failed_item(api: Module
     assert errors[1]["card_id"] == "nope-1_holofoil"
     assert "market_price" in errors[3]["message"]
     assert "extra" in errors[6]["message"]
+    # It named a class of ours: "Input should be a valid dictionary or instance of PredictRequest".
+    assert errors[4]["message"] == "item: must be a JSON object with card_id"
 
 
 def test_batch_of_100_is_answered_and_101_is_rejected(api: ModuleType) -> None:

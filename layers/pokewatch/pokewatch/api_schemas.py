@@ -13,7 +13,15 @@ import re
 import sys
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
 
 from pokewatch.card_ids import CardId
 from pokewatch.serving import CardInfo
@@ -109,6 +117,15 @@ class PredictRequest(ApiModel):
     market_price: Price | None = Field(
         default=None, description="a price you were offered (USD); default the market price"
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _an_object(cls, value: object) -> object:
+        # pydantic's own message names this class: "a valid dictionary or instance of
+        # PredictRequest", which a batch item that is not an object would be told.
+        if not isinstance(value, dict | PredictRequest):
+            raise PydanticCustomError("model_type", "must be a JSON object with card_id")
+        return value
 
     @field_validator("date", mode="before")
     @classmethod
