@@ -216,3 +216,18 @@ def test_a_run_dated_before_every_price_says_so(
     code, _, err = _run(capsys, "pipeline", "run", *argv, "--store", str(tmp_path / "store"))
     assert code == 1
     assert "'csv' has no prices on or before 2020-01-01" in err
+
+
+def test_the_csv_input_may_come_from_the_environment(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # "--source csv needs --input PATH" refused the run though the settings name the file.
+    prices = _market_csv(tmp_path / "prices.csv", weeks=4)
+    monkeypatch.setenv("POKEWATCH_CSV_INPUT", str(prices))
+    argv = ["--source", "csv", "--as-of", "2020-01-01", "--store", str(tmp_path / "store")]
+    code, _, err = _run(capsys, "pipeline", "run", *argv)
+    # The plan read the file: it has no price by 2020 (a cheap run that proves it was found).
+    assert code == 1 and "'csv' has no prices on or before 2020-01-01" in err
+    monkeypatch.delenv("POKEWATCH_CSV_INPUT")
+    code, _, err = _run(capsys, "pipeline", "run", *argv)
+    assert code == 2 and "--input" in err and "POKEWATCH_CSV_INPUT" in err

@@ -167,9 +167,12 @@ def _settings() -> Any:
 def _pipeline_run(args: argparse.Namespace) -> int:
     from pokewatch_local.runner import run_pipeline
 
-    if args.source == "csv" and not args.input:
-        raise CliError("--source csv needs --input PATH")
-    if args.input and (args.source or _settings().source) != "csv":
+    settings = _settings()
+    source = args.source or settings.source
+    # The plan reads the settings' file (POKEWATCH_CSV_INPUT) when the run names none.
+    if source == "csv" and not (args.input or settings.csv_input):
+        raise CliError("--source csv needs --input PATH (or POKEWATCH_CSV_INPUT)")
+    if args.input and source != "csv":
         raise CliError("--input is read only by --source csv")
     if args.input and not args.input.startswith("s3://") and not Path(args.input).is_file():
         raise CliError(f"--input: no such file: {args.input}")
