@@ -231,3 +231,15 @@ def test_the_csv_input_may_come_from_the_environment(
     monkeypatch.delenv("POKEWATCH_CSV_INPUT")
     code, _, err = _run(capsys, "pipeline", "run", *argv)
     assert code == 2 and "--input" in err and "POKEWATCH_CSV_INPUT" in err
+
+
+def test_cards_for_a_source_other_than_the_sample_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # It was ignored: --cards sizes the sample market, and a csv run read the whole file.
+    prices = _market_csv(tmp_path / "prices.csv", weeks=4)
+    argv = ["--source", "csv", "--input", str(prices), "--cards", "5"]
+    code, _, err = _run(capsys, "pipeline", "run", *argv, "--store", str(tmp_path / "store"))
+    assert code == 2
+    assert "--cards" in err and "--source sample" in err
+    assert not (tmp_path / "store").exists()

@@ -174,6 +174,8 @@ def _pipeline_run(args: argparse.Namespace) -> int:
         raise CliError("--source csv needs --input PATH (or POKEWATCH_CSV_INPUT)")
     if args.input and source != "csv":
         raise CliError("--input is read only by --source csv")
+    if args.cards and source != "sample":
+        raise CliError("--cards sizes only the sample market (--source sample)")
     if args.input and not args.input.startswith("s3://") and not Path(args.input).is_file():
         raise CliError(f"--input: no such file: {args.input}")
     request = {
