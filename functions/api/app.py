@@ -413,8 +413,8 @@ def _foreign_body(event: dict) -> dict | None:
     if event.get("httpMethod") != "POST" or not event.get("body"):
         return None
     headers = event.get("headers") or {}
-    content_type = next((v for k, v in headers.items() if k.lower() == "content-type"), None)
-    if content_type is None or content_type.lower().startswith("application/json"):
+    key = _content_type_key(headers)
+    if key is None or headers[key].lower().startswith("application/json"):
         return None
     logger.info("request failed", extra={"status": 415, "error": "unsupported_media_type"})
     body = ErrorBody(error="unsupported_media_type", message=_NOT_JSON)
@@ -426,13 +426,19 @@ def _foreign_body(event: dict) -> dict | None:
     }
 
 
+def _content_type_key(headers: dict) -> str | None:
+    """The key of the Content-Type header as the client spelled it (header names are
+    case-insensitive)."""
+    return next((k for k in headers if k.lower() == "content-type"), None)
+
+
 def _lower_case_json_type(event: dict) -> dict:
     """The event with a JSON Content-Type in lower case.
 
     Media types are case-insensitive (RFC 9110, 8.3.1), but Powertools compares the header with
     `application/json` as written and would answer `APPLICATION/JSON` with a 415."""
     headers = event.get("headers") or {}
-    key = next((k for k in headers if k.lower() == "content-type"), None)
+    key = _content_type_key(headers)
     if key is None or not headers[key].lower().startswith("application/json"):
         return event
     return {**event, "headers": {**headers, key: headers[key].lower()}}
