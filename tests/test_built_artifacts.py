@@ -28,6 +28,7 @@ import pytest
 import s3transfer
 import six
 import urllib3
+from market_fixtures import OPEN_GATE
 
 from pokewatch_local.template import SamTemplate
 
@@ -37,15 +38,6 @@ EVENTS = ROOT / "events"
 #: What the python3.13 Lambda runtime itself provides on top of the standard library.
 RUNTIME_PACKAGES = [boto3, botocore, s3transfer, jmespath, dateutil, urllib3]
 RUNTIME_MODULES = [six]
-#: This checks that the artifacts run, not the model's quality on a few dozen sample cards: the
-#: quality gate is opened so that promote and the API get their turn.
-OPEN_GATE = {
-    "POKEWATCH_MAX_MAPE": "10",
-    "POKEWATCH_MIN_CARD_COVERAGE": "0",
-    "POKEWATCH_NAIVE_TOLERANCE": "10",
-    "POKEWATCH_CHAMPION_TOLERANCE": "10",
-    "POKEWATCH_INTERVAL_COVERAGE_TOLERANCE": "1",
-}
 
 
 def _load_size_checker():

@@ -7,14 +7,13 @@ import json
 from pathlib import Path
 
 import pytest
+from market_fixtures import OPEN_GATE
 
 from pokewatch_local.cli import main
 
 STEP_ORDER = ["plan", "collect", "preprocess", "train", "validate", "promote"]
 #: The status each API sample event is made to show.
 API_STATUS = {"predict-invalid": 422}
-#: The events check that every function runs, not the model's quality on 40 sample cards.
-OPEN_GATE = {"POKEWATCH_NAIVE_TOLERANCE": "10", "POKEWATCH_INTERVAL_COVERAGE_TOLERANCE": "1"}
 
 
 def _invoke(function: str, event: Path, store: Path, capsys: pytest.CaptureFixture[str]) -> dict:

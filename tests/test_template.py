@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 from cfn_tools import load_yaml
+from market_fixtures import OPEN_GATE
 
 from pokewatch import keys, registry
 from pokewatch.settings import Settings
@@ -272,7 +273,7 @@ def test_the_policies_grant_every_store_access_the_real_handlers_make(
     must be allowed by its function's policy (IAM wildcards), or it fails in AWS only."""
     recorder = AccessRecorder(monkeypatch)
     store = LocalStore(tmp_path / "store")
-    environment = {"POKEWATCH_BACKTEST_DAYS": "28", "POKEWATCH_NAIVE_TOLERANCE": "1.0"}
+    environment = {"POKEWATCH_BACKTEST_DAYS": "28", **OPEN_GATE}
     request = {"source": "sample", "as_of": "2026-11-27", "cards": 40, "history_days": 200}
     for _ in range(2):  # the second run has a champion to validate against and to replace
         result = run_pipeline(
