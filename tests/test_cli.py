@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -243,3 +245,13 @@ def test_cards_for_a_source_other_than_the_sample_is_refused(
     assert code == 2
     assert "--cards" in err and "--source sample" in err
     assert not (tmp_path / "store").exists()
+
+
+def test_the_command_runs_as_a_module_too() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "pokewatch_local", "models", "--help"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0 and "rollback" in done.stdout
