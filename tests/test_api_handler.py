@@ -822,3 +822,11 @@ def test_the_handler_imports_nothing_its_cold_start_does_not_need(store: LocalSt
         [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
     )
     assert json.loads(done.stdout) == []
+
+
+def test_a_validators_message_is_given_in_its_own_words(api: ModuleType) -> None:
+    status, body = invoke(api, "POST", "/predict", body={"card_id": CARD, "date": 1704067200})
+    assert_error(status, body, 422, "invalid_request")
+    assert body["details"] == [
+        {"field": "date", "problem": "date must be a day written YYYY-MM-DD"}
+    ]

@@ -126,7 +126,7 @@ def test_cards_of_another_shape_fail_with_a_bounded_message() -> None:
     with pytest.raises(ServingFormatError) as failed:
         ServingTable.from_bytes(data)
     message = str(failed.value)
-    assert message.startswith("serving file header is invalid: card_fields: Value error, cards")
+    assert message.startswith("serving file header is invalid: card_fields: cards")
     assert message.count("; cards.") == 4 and message.endswith("; and 8 more")
 
 

@@ -81,7 +81,7 @@ from pokewatch.api_schemas import (
 from pokewatch.card_ids import CardId
 from pokewatch.observability import make_tracer
 from pokewatch.serving import ServingTable
-from pokewatch.validation import problems
+from pokewatch.validation import error_message, problems
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.event_handler.openapi.types import (
@@ -156,7 +156,7 @@ def _field_name(error: dict[str, Any]) -> str:
 def _problem(error: dict[str, Any]) -> str:
     if error.get("type") == "json_invalid":
         return f"not valid JSON: {error.get('ctx', {}).get('error', 'malformed')}"
-    return str(error.get("msg", "invalid"))
+    return error_message(error)
 
 
 @app.exception_handler(RequestUnsupportedContentType)
