@@ -405,17 +405,25 @@ def _swagger_page(server: str) -> str:
     )
 
 
-def _foreign_body(event: dict) -> dict | None:
-    """The 415 answer to a POST whose body is declared as something else than JSON.
+def _checked_content_type(event: dict) -> tuple[dict | None, dict]:
+    """The 415 answer to a POST whose body is declared as something else than JSON, or None and
+    the event with a JSON Content-Type in lower case.
 
     Checked before Powertools sees the request: it would parse form and multipart bodies, and a
-    multipart body without a boundary makes it raise a bare ValueError (a 500)."""
-    if event.get("httpMethod") != "POST" or not event.get("body"):
-        return None
+    multipart body without a boundary makes it raise a bare ValueError (a 500). Media types are
+    case-insensitive (RFC 9110, 8.3.1), but Powertools compares the header with
+    `application/json` as written and would answer `APPLICATION/JSON` with a 415."""
     headers = event.get("headers") or {}
-    key = _content_type_key(headers)
-    if key is None or headers[key].lower().startswith("application/json"):
-        return None
+    key = next((k for k in headers if k.lower() == "content-type"), None)
+    if key is None:
+        return None, event
+    content_type = headers[key].lower()
+    if content_type.startswith("application/json"):
+        if content_type == headers[key]:
+            return None, event
+        return None, {**event, "headers": {**headers, key: content_type}}
+    if event.get("httpMethod") != "POST" or not event.get("body"):
+        return None, event
     logger.info("request failed", extra={"status": 415, "error": "unsupported_media_type"})
     body = ErrorBody(error="unsupported_media_type", message=_NOT_JSON)
     return {
@@ -423,25 +431,7 @@ def _foreign_body(event: dict) -> dict | None:
         "multiValueHeaders": {"Content-Type": ["application/json"]},
         "body": body.model_dump_json(exclude_none=True),
         "isBase64Encoded": False,
-    }
-
-
-def _content_type_key(headers: dict) -> str | None:
-    """The key of the Content-Type header as the client spelled it (header names are
-    case-insensitive)."""
-    return next((k for k in headers if k.lower() == "content-type"), None)
-
-
-def _lower_case_json_type(event: dict) -> dict:
-    """The event with a JSON Content-Type in lower case.
-
-    Media types are case-insensitive (RFC 9110, 8.3.1), but Powertools compares the header with
-    `application/json` as written and would answer `APPLICATION/JSON` with a 415."""
-    headers = event.get("headers") or {}
-    key = _content_type_key(headers)
-    if key is None or not headers[key].lower().startswith("application/json"):
-        return event
-    return {**event, "headers": {**headers, key: headers[key].lower()}}
+    }, event
 
 
 # --- entry point ---------------------------------------------------------------------------------
@@ -450,7 +440,8 @@ def _lower_case_json_type(event: dict) -> dict:
 @metrics.log_metrics(capture_cold_start_metric=True)
 def _handle(event: dict, context: LambdaContext) -> dict:
     started = time.perf_counter()
-    response = _foreign_body(event) or app.resolve(_lower_case_json_type(event), context)
+    refused, event = _checked_content_type(event)
+    response = refused or app.resolve(event, context)
     status = int(response["statusCode"])
     # Zeros too, so that the average of Http4xx / Http5xx is the error rate.
     metrics.add_metric("Latency", MetricUnit.Milliseconds, (time.perf_counter() - started) * 1e3)
