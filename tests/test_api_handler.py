@@ -830,3 +830,42 @@ def test_a_validators_message_is_given_in_its_own_words(api: ModuleType) -> None
     assert body["details"] == [
         {"field": "date", "problem": "date must be a day written YYYY-MM-DD"}
     ]
+
+
+def test_a_store_error_while_refreshing_is_asked_again_soon_not_after_a_whole_ttl(
+    api: ModuleType, store: LocalStore
+) -> None:
+    clock = use_clock(api, store, ttl=60)
+    assert invoke(api, "GET", "/health")[1]["model_version"] == "v1"
+    promote_model(store, "v2", n_cards=5)
+
+    def unreachable(self: LocalStore, key: str) -> bytes:
+        raise OSError("connection reset")
+
+    clock.now = 60
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(LocalStore, "get_bytes", unreachable)
+        status, health = health_when(api, lambda h: h["status"] == "degraded")
+    assert (status, health["model_version"]) == (200, "v1")
+    assert "model store error: OSError: connection reset" in health["detail"]
+    clock.now = 65  # the loader's retry_seconds later, far from the next TTL at 120
+    status, health = health_when(api, lambda h: h["model_version"] == "v2")
+    assert (status, health["status"], health["cards"]) == (200, "ok", 5)
+
+
+def test_a_refresh_thread_that_cannot_start_does_not_stop_later_refreshes(
+    api: ModuleType, store: LocalStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clock = use_clock(api, store, ttl=60)
+    assert invoke(api, "GET", "/health")[1]["model_version"] == "v1"
+    promote_model(store, "v2", n_cards=5)
+    clock.now = 60
+
+    def no_threads(self: threading.Thread) -> None:
+        raise RuntimeError("can't start new thread")
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(threading.Thread, "start", no_threads)
+        with pytest.raises(RuntimeError):
+            api.loader.state()
+    assert health_when(api, lambda h: h["model_version"] == "v2")[1]["model_version"] == "v2"

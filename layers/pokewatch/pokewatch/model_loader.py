@@ -4,7 +4,10 @@ Cold start: read `models/current.json`, then the serving file it names (in the b
 `preload`, so that it overlaps with the rest of the cold start). Afterwards the pointer is
 re-read at most every `ttl_seconds`, so a newly promoted model is served without a redeploy;
 that re-read runs in the background while the table in hand answers, so no request waits on
-the store (a slow read could otherwise outlast the function's timeout). A
+the store (a slow read could otherwise outlast the function's timeout). In Lambda the
+environment is frozen between invocations, so the new model is served from the first request
+after the re-read completed (one or two requests after the TTL). A store error is asked again
+after `retry_seconds`, not a whole TTL: the read may have been cut by such a freeze. A
 broken or missing artifact never replaces a good table: the previous one keeps serving (health
 says "degraded" with the reason); with nothing loaded yet, the API answers 503 with the reason and
 the store is asked again after `retry_seconds` (short: a first model may appear at any time).
@@ -124,11 +127,15 @@ class ModelLoader:
             finally:
                 self._lock.release()
 
-        threading.Thread(target=refresh, name="model-refresh", daemon=True).start()
+        try:
+            threading.Thread(target=refresh, name="model-refresh", daemon=True).start()
+        except BaseException:
+            self._lock.release()  # or no refresh would ever run again
+            raise
 
     def _refresh(self) -> None:
         current = self._state.table if self._state else None
-        table, problem = current, None
+        table, problem, transient = current, None, False
         try:
             version = self._pointer()
             if current is None or current.facts.model_version != version:
@@ -139,11 +146,14 @@ class ModelLoader:
             problem = f"model artifact is invalid: {exc}"
         except Exception as exc:  # any store failure must keep the old model serving
             problem = f"model store error: {type(exc).__name__}: {exc}"
+            # Often a connection that went stale while Lambda froze the refresh: ask again soon.
+            transient = True
         if problem:
             log.warning("model refresh failed: %s", problem)
         self._problem = problem
         self._state = ServingState(table, problem) if table else None
-        self._next_check = self._clock() + (self._ttl if table else self._retry)
+        soon = table is None or transient
+        self._next_check = self._clock() + (self._retry if soon else self._ttl)
 
     def _open_store(self) -> ArtifactStore:
         if self._store is None:
