@@ -68,7 +68,7 @@ def test_a_good_model_passes_without_champion() -> None:
         (metrics(interval_coverage=0.65), 0.95, "interval_coverage"),
         (metrics(interval_coverage=0.95), 0.95, "interval_coverage"),
         (
-            metrics(interval_coverage_by_width=[0.66, 0.75, 0.80, 0.84, 0.95]),
+            metrics(interval_coverage_by_width=[0.66, 0.75, 0.80, 0.84, 0.95], n_pairs=100_000),
             0.95,
             "interval_coverage_by_width",
         ),
@@ -149,7 +149,7 @@ def test_metrics_without_a_measured_noise_are_held_to_naive_exactly() -> None:
 def test_an_interval_that_holds_only_on_average_fails_unless_the_miss_is_noise() -> None:
     # On average 0.80, but the quietest cards' intervals hold 66% of the time.
     skewed = [0.66, 0.78, 0.80, 0.84, 0.88]
-    measured = metrics(interval_coverage_by_width=skewed)
+    measured = metrics(interval_coverage_by_width=skewed, n_pairs=100_000)
     failed = evaluate_gate(measured, None, SETTINGS, card_coverage=0.9)
     assert failed.checks["interval_coverage"].passed
     check = failed.checks["interval_coverage_by_width"]
@@ -163,7 +163,9 @@ def test_an_interval_that_holds_only_on_average_fails_unless_the_miss_is_noise()
     ]
     # The same miss measured on a fifth of a small backtest (a standard error of 3%) is noise.
     small = metrics(
-        interval_coverage_by_width=skewed, interval_coverage_by_width_se=[0.03, 0, 0, 0, 0]
+        interval_coverage_by_width=skewed,
+        interval_coverage_by_width_se=[0.03, 0.01, 0.01, 0.01, 0.01],
+        n_pairs=100_000,
     )
     assert evaluate_gate(small, None, SETTINGS, card_coverage=0.9).passed
     strict = SETTINGS.model_copy(update={"interval_noise_sigmas": 0.0})
@@ -175,12 +177,27 @@ def test_the_fifth_judged_is_the_one_furthest_beyond_its_noise() -> None:
     measured = metrics(
         interval_coverage_by_width=[0.62, 0.80, 0.80, 0.80, 0.93],
         interval_coverage_by_width_se=[0.05, 0.01, 0.01, 0.01, 0.01],
+        n_pairs=100_000,
     )
     check = evaluate_gate(measured, None, SETTINGS, card_coverage=0.9).checks[
         "interval_coverage_by_width"
     ]
     assert not check.passed
     assert "fifth 5/5" in check.rule and check.value == pytest.approx(0.13)
+
+
+def test_a_small_fifth_all_inside_is_allowed_the_noise_of_independent_pairs() -> None:
+    # 10 pairs a fifth, every one inside in the first: its clustered standard error is 0.
+    lucky = metrics(
+        n_pairs=50,
+        interval_coverage_by_width=[1.0, 0.8, 0.8, 0.7, 0.7],
+        interval_coverage_by_width_se=[0.0, 0.1, 0.1, 0.1, 0.1],
+    )
+    check = evaluate_gate(lucky, None, SETTINGS, card_coverage=0.9).checks[
+        "interval_coverage_by_width"
+    ]
+    assert check.passed
+    assert check.threshold == pytest.approx(0.10 + 2 * (0.8 * 0.2 / 10) ** 0.5)
 
 
 def test_metrics_without_coverage_by_width_are_not_held_to_it() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import io
 import re
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -42,26 +43,29 @@ def from_parquet_bytes(data: bytes) -> pd.DataFrame:
     )
 
 
-def raw_partitions(store: ArtifactStore, source: str, as_of: dt.date) -> list[str]:
-    """The raw partition keys of `source` collected on or before `as_of`, oldest first."""
+class RawPartition(NamedTuple):
+    """One set's prices as collected on one day."""
+
+    day: dt.date
+    set_id: str
+    key: str
+
+
+def collected_partitions(store: ArtifactStore, source: str, as_of: dt.date) -> list[RawPartition]:
+    """The raw partitions of `source` collected on or before `as_of`, oldest first."""
     found = []
     for key in store.list_keys(keys.raw_prefix(source)):
         match = _PARTITION.match(key)
-        if match and dt.date.fromisoformat(match["day"]) <= as_of:
-            found.append((match["day"], key))
-    return [key for _, key in sorted(found)]
+        if match and (day := dt.date.fromisoformat(match["day"])) <= as_of:
+            found.append(RawPartition(day, match["set"], key))
+    return sorted(found)
 
 
 def last_collected_day_by_set(
     store: ArtifactStore, source: str, as_of: dt.date
 ) -> dict[str, dt.date]:
     """The latest collection day on or before `as_of` of each set collected from `source`."""
-    latest: dict[str, dt.date] = {}
-    for key in raw_partitions(store, source, as_of):
-        match = _PARTITION.match(key)
-        assert match is not None  # raw_partitions keeps only keys that match
-        latest[match["set"]] = _collected_on(key)
-    return latest
+    return {p.set_id: p.day for p in collected_partitions(store, source, as_of)}
 
 
 def load_raw_history(
@@ -77,10 +81,10 @@ def load_raw_history(
     however many years the store holds. The text columns are read dictionary-encoded and stay
     categoricals (see `normalise_history`): a small integer per row instead of a string is most
     of the memory of a daily history of many cards."""
-    partitions = raw_partitions(store, source, as_of)
-    if window_days is not None:
-        oldest_needed = as_of - dt.timedelta(days=window_days)
-        partitions = [key for key in partitions if _collected_on(key) >= oldest_needed]
+    # A partition collected before as_of's window holds only older prices (a source that
+    # stalled before as_of loses the days of that stall from the window, nothing more).
+    oldest = dt.date.min if window_days is None else as_of - dt.timedelta(days=window_days)
+    partitions = [p.key for p in collected_partitions(store, source, as_of) if p.day >= oldest]
     if not partitions:
         return normalise_history(pd.DataFrame())
     history = normalise_history(_concat_partitions(store, partitions))
@@ -93,12 +97,6 @@ def load_raw_history(
     card_codes = history["card_id"].cat.codes.to_numpy()[known]
     rows = known[last_per_card_day(card_codes, epoch_days(dates.take(known)))]
     return history.take(rows).reset_index(drop=True)
-
-
-def _collected_on(key: str) -> dt.date:
-    match = _PARTITION.match(key)
-    assert match is not None  # raw_partitions keeps only keys that match
-    return dt.date.fromisoformat(match["day"])
 
 
 def _concat_partitions(store: ArtifactStore, partitions: list[str]) -> pd.DataFrame:

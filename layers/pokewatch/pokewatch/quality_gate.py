@@ -15,6 +15,8 @@ standard errors of that fifth's coverage).
 
 from __future__ import annotations
 
+import math
+
 from pydantic import BaseModel
 
 from pokewatch.backtest import BacktestMetrics
@@ -61,7 +63,11 @@ def _worst_width_part(candidate: BacktestMetrics, settings: Settings) -> GateChe
     """The fifth of the pairs by interval width whose coverage is furthest from the level,
     counted in its own standard errors (a fifth of a small backtest is noisy)."""
     level, sigmas = settings.interval_level, settings.interval_noise_sigmas
-    errors = candidate.interval_coverage_by_width_se
+    # Never less certain than independent pairs at the promised level: a small fifth that
+    # happened to be all inside has a clustered standard error of 0.
+    part_size = candidate.n_pairs / len(candidate.interval_coverage_by_width)
+    binomial = math.sqrt(level * (1 - level) / max(part_size, 1))
+    errors = [max(e, binomial) for e in candidate.interval_coverage_by_width_se]
     _, part, coverage, error = max(
         (abs(c - level) - sigmas * e, i, c, e)
         for i, (c, e) in enumerate(zip(candidate.interval_coverage_by_width, errors, strict=True))
