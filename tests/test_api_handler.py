@@ -86,6 +86,14 @@ def use_clock(api: ModuleType, store: LocalStore, ttl: float) -> FakeClock:
     return clock
 
 
+def v1_served_then_v2_promoted(api: ModuleType, store: LocalStore) -> FakeClock:
+    """A loader on a fake clock (TTL 60 s) serving v1, after which v2 (5 cards) is promoted."""
+    clock = use_clock(api, store, ttl=60)
+    assert invoke(api, "GET", "/health")[1]["model_version"] == "v1"
+    promote_model(store, "v2", n_cards=5)
+    return clock
+
+
 def assert_error(status: int, body: object, expected_status: int, code: str | None = None) -> None:
     """An error answer: the status, and JSON naming the problem."""
     assert status == expected_status, body
@@ -472,9 +480,7 @@ def test_swagger_calls_the_api_where_the_page_was_served(
 def test_a_newly_promoted_model_is_served_within_the_ttl(
     api: ModuleType, store: LocalStore
 ) -> None:
-    clock = use_clock(api, store, ttl=60)
-    assert invoke(api, "GET", "/health")[1]["model_version"] == "v1"
-    promote_model(store, "v2", n_cards=5)
+    clock = v1_served_then_v2_promoted(api, store)
     clock.now = 59
     assert invoke(api, "GET", "/health")[1]["model_version"] == "v1"  # warm, not re-read
     clock.now = 60
@@ -534,9 +540,7 @@ def test_the_ttl_comes_from_settings(store: LocalStore, monkeypatch: pytest.Monk
 def test_a_slow_store_after_the_ttl_does_not_hold_up_requests(
     api: ModuleType, store: LocalStore
 ) -> None:
-    clock = use_clock(api, store, ttl=60)
-    assert invoke(api, "GET", "/health")[1]["model_version"] == "v1"
-    promote_model(store, "v2", n_cards=5)
+    clock = v1_served_then_v2_promoted(api, store)
     release = threading.Event()
     original_get = LocalStore.get_bytes
 
@@ -835,9 +839,7 @@ def test_a_validators_message_is_given_in_its_own_words(api: ModuleType) -> None
 def test_a_store_error_while_refreshing_is_asked_again_soon_not_after_a_whole_ttl(
     api: ModuleType, store: LocalStore
 ) -> None:
-    clock = use_clock(api, store, ttl=60)
-    assert invoke(api, "GET", "/health")[1]["model_version"] == "v1"
-    promote_model(store, "v2", n_cards=5)
+    clock = v1_served_then_v2_promoted(api, store)
 
     def unreachable(self: LocalStore, key: str) -> bytes:
         raise OSError("connection reset")
@@ -856,9 +858,7 @@ def test_a_store_error_while_refreshing_is_asked_again_soon_not_after_a_whole_tt
 def test_a_refresh_thread_that_cannot_start_does_not_stop_later_refreshes(
     api: ModuleType, store: LocalStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    clock = use_clock(api, store, ttl=60)
-    assert invoke(api, "GET", "/health")[1]["model_version"] == "v1"
-    promote_model(store, "v2", n_cards=5)
+    clock = v1_served_then_v2_promoted(api, store)
     clock.now = 60
 
     def no_threads(self: threading.Thread) -> None:
