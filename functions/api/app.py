@@ -48,9 +48,8 @@ copy_config_to_registered_loggers(source_logger=logger, include={"pokewatch"})
 loader = ModelLoader(lambda: open_store(settings.store), settings.model_ttl_seconds)
 loader.preload(then=_resume_gc if _PAUSE_GC else None)
 
-import functools
 import time
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.openapi.exceptions import (
@@ -61,9 +60,10 @@ from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from pydantic import ValidationError
 
-from pokewatch import prediction
+from pokewatch import api_docs, prediction
+from pokewatch.api_docs import KEYED, route_responses
+from pokewatch.api_errors import NOT_JSON, checked_content_type, error_response, request_problems
 from pokewatch.api_schemas import (
     BatchRequest,
     BatchResponse,
@@ -71,9 +71,7 @@ from pokewatch.api_schemas import (
     CardDetail,
     CardPage,
     ErrorBody,
-    ErrorDetail,
     Health,
-    ItemError,
     Prediction,
     PredictRequest,
     parse_json_body,
@@ -81,14 +79,6 @@ from pokewatch.api_schemas import (
 from pokewatch.card_ids import CardId
 from pokewatch.observability import make_tracer
 from pokewatch.serving import ServingTable
-from pokewatch.validation import error_message, problems
-
-if TYPE_CHECKING:
-    from aws_lambda_powertools.event_handler.openapi.types import (
-        OpenAPIResponse,
-        OpenAPIResponseContentModel,
-        OpenAPIResponseContentSchema,
-    )
 
 tracer = make_tracer("pokewatch-api")
 metrics = Metrics(namespace="PokeWatch", service="pokewatch-api")
@@ -97,39 +87,6 @@ app = APIGatewayRestResolver(enable_validation=True, json_body_deserializer=pars
 #: Lambda runs one invocation at a time per environment, and Powertools keeps the current
 #: request, log keys and metrics in globals; a threaded host (`pokewatch serve`) must do the same.
 _invocation = threading.Lock()
-_KEYED: list[dict[str, list[str]]] = [{"apiKey": []}]
-_NOT_JSON = "the request body must be JSON, sent with Content-Type: application/json"
-_ERRORS = {
-    400: "an invalid listing cursor, or a body that is not UTF-8",
-    404: "no such card, or no price of it by that date",
-    413: "the request body is too large",
-    415: "the request body is not JSON (Content-Type: application/json)",
-    422: "invalid input: `details` names each field and its problem",
-    503: "no model is in service; `message` says why",
-}
-
-
-def _responses(answer: str, *errors: int) -> dict[int, OpenAPIResponse]:
-    """The OpenAPI responses of a route: its answer (the return annotation) and its errors."""
-    error_content: dict[str, OpenAPIResponseContentSchema | OpenAPIResponseContentModel] = {
-        "application/json": {"model": ErrorBody}
-    }
-    return {
-        200: {"description": answer},
-        **{status: {"description": _ERRORS[status], "content": error_content} for status in errors},
-    }
-
-
-def _error(
-    status: int,
-    code: str,
-    message: str,
-    details: list[ErrorDetail] | None = None,
-    headers: dict[str, str] | None = None,
-) -> Response:
-    logger.info("request failed", extra={"status": status, "error": code, "detail": message})
-    body = ErrorBody(error=code, message=message, details=details)
-    return Response(status, "application/json", body.model_dump(exclude_none=True), headers)
 
 
 def _table() -> ServingTable:
@@ -139,56 +96,41 @@ def _table() -> ServingTable:
 # --- errors --------------------------------------------------------------------------------------
 @app.exception_handler(RequestValidationError)
 def _invalid_request(exc: RequestValidationError) -> Response:
-    details = [ErrorDetail(field=_field_name(e), problem=_problem(e)) for e in exc.errors()]
+    details = request_problems(list(exc.errors()))
     summary = "; ".join(f"{d.field}: {d.problem}" for d in details)
-    return _error(422, "invalid_request", f"invalid request: {summary}", details)
-
-
-def _field_name(error: dict[str, Any]) -> str:
-    """`query.limit`, `market_price`, `items`, or `body` for the body as a whole."""
-    location = [str(p) for p in error.get("loc", ())]
-    if error.get("type") == "json_invalid" or location == ["body"]:
-        return "body"
-    name = ".".join(location[1:] if location[:1] == ["body"] else location)
-    return name if len(name) <= 100 else f"{name[:100]}…"  # unknown keys can be any size
-
-
-def _problem(error: dict[str, Any]) -> str:
-    if error.get("type") == "json_invalid":
-        return f"not valid JSON: {error.get('ctx', {}).get('error', 'malformed')}"
-    return error_message(error)
+    return error_response(422, "invalid_request", f"invalid request: {summary}", details)
 
 
 @app.exception_handler(RequestUnsupportedContentType)
 def _unsupported_content_type(_: Exception) -> Response:
-    return _error(415, "unsupported_media_type", _NOT_JSON)
+    return error_response(415, "unsupported_media_type", NOT_JSON)
 
 
 @app.exception_handler(BodyTooLarge)
 def _too_large(exc: BodyTooLarge) -> Response:
-    return _error(413, "body_too_large", str(exc))
+    return error_response(413, "body_too_large", str(exc))
 
 
 @app.exception_handler(UnicodeDecodeError)
 def _not_utf8(_: UnicodeDecodeError) -> Response:
     # Powertools decodes a base64 (binary) body as UTF-8 before parsing it.
-    return _error(400, "invalid_encoding", "the request body is not UTF-8 text")
+    return error_response(400, "invalid_encoding", "the request body is not UTF-8 text")
 
 
 @app.exception_handler(ModelUnavailable)
 def _unavailable(exc: ModelUnavailable) -> Response:
     retry = {"Retry-After": str(loader.retry_after_seconds)}
-    return _error(503, "model_unavailable", f"no model in service: {exc}", headers=retry)
+    return error_response(503, "model_unavailable", f"no model in service: {exc}", headers=retry)
 
 
 @app.exception_handler(prediction.NotFound)
 def _not_found(exc: prediction.NotFound) -> Response:
-    return _error(404, "not_found", str(exc))
+    return error_response(404, "not_found", str(exc))
 
 
 @app.exception_handler(prediction.BadCursor)
 def _bad_cursor(exc: prediction.BadCursor) -> Response:
-    return _error(400, "invalid_cursor", str(exc))
+    return error_response(400, "invalid_cursor", str(exc))
 
 
 @app.exception_handler(Exception)
@@ -204,7 +146,7 @@ def _internal_error(exc: Exception) -> Response:
 @app.not_found
 def _no_route(_: Exception) -> Response:
     event = app.current_event
-    return _error(404, "no_route", f"no route {event.http_method} {event.path}")
+    return error_response(404, "no_route", f"no route {event.http_method} {event.path}")
 
 
 # --- routes --------------------------------------------------------------------------------------
@@ -247,8 +189,8 @@ def health() -> Response[Health]:
     summary="List cards",
     operation_id="listCards",
     tags=["cards"],
-    security=_KEYED,
-    responses=_responses("a page of cards", 400, 422, 503),
+    security=KEYED,
+    responses=route_responses("a page of cards", 400, 422, 503),
 )
 def list_cards(
     limit: Annotated[int, Query(ge=1, le=500, description="cards per page")] = 50,
@@ -269,8 +211,8 @@ def list_cards(
     summary="One card",
     operation_id="getCard",
     tags=["cards"],
-    security=_KEYED,
-    responses=_responses("the card", 404, 422, 503),
+    security=KEYED,
+    responses=route_responses("the card", 404, 422, 503),
 )
 def card_detail(card_id: Annotated[CardId, Path()]) -> CardDetail:
     """One card with its recent price history and its latest prediction."""
@@ -284,8 +226,8 @@ def card_detail(card_id: Annotated[CardId, Path()]) -> CardDetail:
     summary="Predict one card",
     operation_id="predict",
     tags=["predictions"],
-    security=_KEYED,
-    responses=_responses("the prediction", 404, 413, 415, 422, 503),
+    security=KEYED,
+    responses=route_responses("the prediction", 404, 413, 415, 422, 503),
 )
 def predict(request: PredictRequest) -> Prediction:
     """The fair price of one card (a median forecast), its 80% interval, its expected price (the
@@ -301,137 +243,36 @@ def predict(request: PredictRequest) -> Prediction:
     summary="Predict up to 100 cards",
     operation_id="predictBatch",
     tags=["predictions"],
-    security=_KEYED,
-    responses=_responses("one result per item", 413, 415, 422, 503),
+    security=KEYED,
+    responses=route_responses("one result per item", 413, 415, 422, 503),
 )
 def predict_batch(request: BatchRequest) -> BatchResponse:
     """Up to 100 predictions in the order asked; an item that fails gets an error object with the
     status a single /predict would answer, the others are answered."""
     table = _table()
-    results = [_batch_item(table, index, item) for index, item in enumerate(request.items)]
+    results = [
+        prediction.predict_item(table, index, item, settings.buy_threshold, settings.sell_threshold)
+        for index, item in enumerate(request.items)
+    ]
     answered = sum(isinstance(r, Prediction) for r in results)
     metrics.add_metric(name="CardsPredicted", unit=MetricUnit.Count, value=answered)
     return BatchResponse(results=results)
 
 
-def _batch_item(table: ServingTable, index: int, item: Any) -> Prediction | ItemError:
-    card_id = item.get("card_id") if isinstance(item, dict) else None
-    card_id = card_id if isinstance(card_id, str) and len(card_id) <= 128 else None
-    try:
-        request = PredictRequest.model_validate(item)
-        return prediction.predict(table, request, settings.buy_threshold, settings.sell_threshold)
-    except ValidationError as exc:
-        return ItemError(
-            index=index,
-            status=422,
-            error="invalid_request",
-            message=problems(exc, whole="item"),
-            card_id=card_id,
-        )
-    except prediction.NotFound as exc:
-        return ItemError(
-            index=index, status=404, error="not_found", message=str(exc), card_id=card_id
-        )
-
-
 # --- documentation -------------------------------------------------------------------------------
-# Built when first asked for, not at import (`configure_openapi` / `enable_swagger` would import
-# Powertools' OpenAPI models there: a third of the cold start, paid by every request).
 @app.get("/openapi.json", include_in_schema=False)
 def openapi_spec() -> Response[str]:
     """The OpenAPI document of this API."""
-    return Response(200, "application/json", _openapi_document("/"))
+    return Response(200, "application/json", api_docs.openapi_document(app, "/"))
 
 
 @app.get("/swagger", include_in_schema=False)
 def swagger() -> Response[str]:
     """The Swagger UI of this API; `?format=json` is the document it shows."""
-    server = _stage_path() or "/"
+    server = api_docs.stage_path(app.current_event) or "/"
     if (app.current_event.query_string_parameters or {}).get("format") == "json":
-        return Response(200, "application/json", _swagger_spec(server))
-    return Response(200, "text/html", _swagger_page(server))
-
-
-def _stage_path() -> str:
-    """What comes before this API's routes in the URL the request came to, so that the Swagger
-    page's "Try it out" calls this API: `/<stage>` through API Gateway's stage URL, the base path
-    under a custom domain that has one, empty when the routes are at the root (`sam local`,
-    `pokewatch serve`)."""
-    event = app.current_event
-    full_path = event.request_context.path or ""
-    return full_path.removesuffix(event.path) if full_path.endswith(event.path) else ""
-
-
-@functools.cache
-def _openapi_document(server: str) -> str:
-    """The OpenAPI document for clients of `server`; the routes do not change once imported."""
-    from aws_lambda_powertools.event_handler.openapi.models import APIKey, APIKeyIn, Server
-
-    return app.get_openapi_json_schema(
-        title="PokeWatch API",
-        version="1.0.0",
-        description="Fair prices (median forecasts) with 80% intervals, expected prices (mean "
-        "forecasts) and BUY / HOLD / SELL signals on the expected price, of Pokémon cards. "
-        "Every route but /health, /openapi.json and /swagger needs an API key (`x-api-key`).",
-        servers=[Server(url=server)],
-        # `in` is a Python keyword: the field is given by its alias, in the data validated.
-        security_schemes={
-            "apiKey": APIKey.model_validate({"name": "x-api-key", "in": APIKeyIn.header})
-        },
-    )
-
-
-@functools.cache
-def _swagger_spec(server: str) -> str:
-    """The document as the Swagger page embeds it in a script: `</` escaped, so that no text in
-    it can close the script."""
-    return _openapi_document(server).replace("</", "<\\/")
-
-
-@functools.cache
-def _swagger_page(server: str) -> str:
-    """Swagger UI with its script and style inline (Powertools ships them): no CDN needed."""
-    import importlib.resources
-
-    from aws_lambda_powertools.event_handler.openapi import swagger_ui
-
-    assets = importlib.resources.files(swagger_ui)
-    return swagger_ui.generate_swagger_html(
-        _swagger_spec(server),
-        swagger_js=(assets / "swagger-ui-bundle.min.js").read_text(encoding="utf-8"),
-        swagger_css=(assets / "swagger-ui.min.css").read_text(encoding="utf-8"),
-        swagger_base_url="",
-        oauth2_config=None,
-    )
-
-
-def _checked_content_type(event: dict) -> tuple[dict | None, dict]:
-    """The 415 answer to a POST whose body is declared as something else than JSON, or None and
-    the event with a JSON Content-Type in lower case.
-
-    Checked before Powertools sees the request: it would parse form and multipart bodies, and a
-    multipart body without a boundary makes it raise a bare ValueError (a 500). Media types are
-    case-insensitive (RFC 9110, 8.3.1), but Powertools compares the header with
-    `application/json` as written and would answer `APPLICATION/JSON` with a 415."""
-    headers = event.get("headers") or {}
-    key = next((k for k in headers if k.lower() == "content-type"), None)
-    if key is None:
-        return None, event
-    content_type = headers[key].lower()
-    if content_type.startswith("application/json"):
-        if content_type == headers[key]:
-            return None, event
-        return None, {**event, "headers": {**headers, key: content_type}}
-    if event.get("httpMethod") != "POST" or not event.get("body"):
-        return None, event
-    logger.info("request failed", extra={"status": 415, "error": "unsupported_media_type"})
-    body = ErrorBody(error="unsupported_media_type", message=_NOT_JSON)
-    return {
-        "statusCode": 415,
-        "multiValueHeaders": {"Content-Type": ["application/json"]},
-        "body": body.model_dump_json(exclude_none=True),
-        "isBase64Encoded": False,
-    }, event
+        return Response(200, "application/json", api_docs.swagger_document(app, server))
+    return Response(200, "text/html", api_docs.swagger_page(app, server))
 
 
 # --- entry point ---------------------------------------------------------------------------------
@@ -440,7 +281,7 @@ def _checked_content_type(event: dict) -> tuple[dict | None, dict]:
 @metrics.log_metrics(capture_cold_start_metric=True)
 def _handle(event: dict, context: LambdaContext) -> dict:
     started = time.perf_counter()
-    refused, event = _checked_content_type(event)
+    refused, event = checked_content_type(event)
     response = refused or app.resolve(event, context)
     status = int(response["statusCode"])
     # Zeros too, so that the average of Http4xx / Http5xx is the error rate.

@@ -6,17 +6,22 @@ import base64
 import binascii
 import bisect
 import json
+from typing import Any
+
+from pydantic import ValidationError
 
 from pokewatch.api_schemas import (
     CardDetail,
     CardPage,
     CardSummary,
     HistoryPoint,
+    ItemError,
     Prediction,
     PredictRequest,
 )
 from pokewatch.serving import CardInfo, PricePoint, ServingTable
 from pokewatch.signals import deviation_pct, signal_of
+from pokewatch.validation import problems
 
 #: Rows of history shown by `GET /cards/{card_id}`.
 DETAIL_HISTORY_ROWS = 60
@@ -55,6 +60,30 @@ def predict(
     return _prediction(
         table, request.card_id, point, request.market_price, buy_threshold, sell_threshold
     )
+
+
+def predict_item(
+    table: ServingTable, index: int, item: Any, buy_threshold: float, sell_threshold: float
+) -> Prediction | ItemError:
+    """One item of a batch: its prediction, or the error (with the status a single predict would
+    answer) that says why it has none; the other items are answered either way."""
+    card_id = item.get("card_id") if isinstance(item, dict) else None
+    card_id = card_id if isinstance(card_id, str) and len(card_id) <= 128 else None
+    try:
+        request = PredictRequest.model_validate(item)
+        return predict(table, request, buy_threshold, sell_threshold)
+    except ValidationError as exc:
+        return ItemError(
+            index=index,
+            status=422,
+            error="invalid_request",
+            message=problems(exc, whole="item"),
+            card_id=card_id,
+        )
+    except NotFound as exc:
+        return ItemError(
+            index=index, status=404, error="not_found", message=str(exc), card_id=card_id
+        )
 
 
 def card_detail(

@@ -1,0 +1,94 @@
+"""The API's error answers: one `ErrorBody` JSON shape for every status, and the checks that turn a
+bad request into one before Powertools routes it."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from aws_lambda_powertools.event_handler import Response
+
+from pokewatch.api_schemas import ErrorBody, ErrorDetail
+from pokewatch.validation import error_message
+
+logger = logging.getLogger(__name__)
+
+NOT_JSON = "the request body must be JSON, sent with Content-Type: application/json"
+#: What each error status of the API means, for its OpenAPI document.
+ERROR_MEANINGS = {
+    400: "an invalid listing cursor, or a body that is not UTF-8",
+    404: "no such card, or no price of it by that date",
+    413: "the request body is too large",
+    415: "the request body is not JSON (Content-Type: application/json)",
+    422: "invalid input: `details` names each field and its problem",
+    503: "no model is in service; `message` says why",
+}
+#: Longest field name an answer repeats: unknown keys can be any size.
+_MAX_FIELD_CHARS = 100
+
+
+def error_response(
+    status: int,
+    code: str,
+    message: str,
+    details: list[ErrorDetail] | None = None,
+    headers: dict[str, str] | None = None,
+) -> Response:
+    """The answer to a request that failed with `status`, logged as "request failed"."""
+    body = _failure(status, code, message, details)
+    return Response(status, "application/json", body.model_dump(exclude_none=True), headers)
+
+
+def _failure(
+    status: int, code: str, message: str, details: list[ErrorDetail] | None = None
+) -> ErrorBody:
+    logger.info("request failed", extra={"status": status, "error": code, "detail": message})
+    return ErrorBody(error=code, message=message, details=details)
+
+
+def request_problems(errors: list[dict[str, Any]]) -> list[ErrorDetail]:
+    """Powertools' request validation errors as fields and problems: `query.limit`,
+    `market_price`, `items`, or `body` for the body as a whole."""
+    return [ErrorDetail(field=_field_name(e), problem=_problem(e)) for e in errors]
+
+
+def _field_name(error: dict[str, Any]) -> str:
+    location = [str(p) for p in error.get("loc", ())]
+    if error.get("type") == "json_invalid" or location == ["body"]:
+        return "body"
+    name = ".".join(location[1:] if location[:1] == ["body"] else location)
+    return name if len(name) <= _MAX_FIELD_CHARS else f"{name[:_MAX_FIELD_CHARS]}…"
+
+
+def _problem(error: dict[str, Any]) -> str:
+    if error.get("type") == "json_invalid":
+        return f"not valid JSON: {error.get('ctx', {}).get('error', 'malformed')}"
+    return error_message(error)
+
+
+def checked_content_type(event: dict) -> tuple[dict | None, dict]:
+    """The 415 answer (a proxy response) to a POST whose body is declared as something else than
+    JSON, or None and the event with a JSON Content-Type in lower case.
+
+    Checked before Powertools sees the request: it would parse form and multipart bodies, and a
+    multipart body without a boundary makes it raise a bare ValueError (a 500). Media types are
+    case-insensitive (RFC 9110, 8.3.1), but Powertools compares the header with
+    `application/json` as written and would answer `APPLICATION/JSON` with a 415."""
+    headers = event.get("headers") or {}
+    key = next((k for k in headers if k.lower() == "content-type"), None)
+    if key is None:
+        return None, event
+    content_type = headers[key].lower()
+    if content_type.startswith("application/json"):
+        if content_type == headers[key]:
+            return None, event
+        return None, {**event, "headers": {**headers, key: content_type}}
+    if event.get("httpMethod") != "POST" or not event.get("body"):
+        return None, event
+    body = _failure(415, "unsupported_media_type", NOT_JSON)
+    return {
+        "statusCode": 415,
+        "multiValueHeaders": {"Content-Type": ["application/json"]},
+        "body": body.model_dump_json(exclude_none=True),
+        "isBase64Encoded": False,
+    }, event
