@@ -82,6 +82,7 @@ bench: $(STAMP)
 	@mkdir -p $(BENCH_OUT)
 	$(BIN)/python bench/backtest_real_data.py > $(BENCH_OUT)/backtest_real_data.json
 	$(BIN)/python bench/model_bounds.py > $(BENCH_OUT)/model_bounds.json
+	$(BIN)/python bench/pre_backtest_windows.py > $(BENCH_OUT)/pre_backtest_windows.json
 	$(BIN)/python bench/calibrate_sample_market.py > $(BENCH_OUT)/calibrate_sample_market.json
 	$(BIN)/python bench/api_cold_start.py > $(BENCH_OUT)/api_cold_start.json
 	$(BIN)/python bench/api_warm.py > $(BENCH_OUT)/api_warm.json

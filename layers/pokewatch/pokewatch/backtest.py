@@ -136,26 +136,31 @@ def walk_forward_pairs_of_features(features: pd.DataFrame, settings: Settings) -
     for origin in origins:
         if origin in models:
             fitted_on = origin
-        model = models[fitted_on]
         at_origin = priced_at(features, origin, window_days)
-        predicted = model.predict(at_origin)
-        frames.append(
-            pd.DataFrame(
-                {
-                    "origin": origin,
-                    "card_id": at_origin["card_id"].to_numpy(),
-                    "price_date": at_origin["date"].to_numpy(),
-                    "market_price": at_origin["market_price"].to_numpy(),
-                    "actual_price": at_origin["market_price"].to_numpy()
-                    * np.exp(at_origin["target"].to_numpy()),
-                    "actual_date": at_origin["target_date"].to_numpy(),
-                    "rolling_mean_3": at_origin["rolling_mean_3"].to_numpy(),
-                    **{c: predicted[c].to_numpy() for c in predicted.columns},
-                    "fitted_on": fitted_on,
-                }
-            )
-        )
+        frames.append(predicted_pairs(models[fitted_on], at_origin, origin, fitted_on))
     return with_signals(pd.concat(frames, ignore_index=True), settings)
+
+
+def predicted_pairs(
+    model: FairPriceModel, at_origin: pd.DataFrame, origin: pd.Timestamp, fitted_on: pd.Timestamp
+) -> pd.DataFrame:
+    """The pairs of one origin (`priced_at` rows) with `model`'s predictions, the actual and the
+    rule's fair value: the columns of `walk_forward_pairs` before the signals."""
+    predicted = model.predict(at_origin)
+    price = at_origin["market_price"].to_numpy()
+    return pd.DataFrame(
+        {
+            "origin": origin,
+            "card_id": at_origin["card_id"].to_numpy(),
+            "price_date": at_origin["date"].to_numpy(),
+            "market_price": price,
+            "actual_price": price * np.exp(at_origin["target"].to_numpy()),
+            "actual_date": at_origin["target_date"].to_numpy(),
+            "rolling_mean_3": at_origin["rolling_mean_3"].to_numpy(),
+            **{c: predicted[c].to_numpy() for c in predicted.columns},
+            "fitted_on": fitted_on,
+        }
+    )
 
 
 def current_price_days(settings: Settings) -> int:
