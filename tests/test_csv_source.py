@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 import gzip
+import zipfile
+from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
@@ -457,6 +459,45 @@ def test_gzip_and_minimal_columns(tmp_path: Path) -> None:
     # Derived from the card id, whose pokemontcg.io part may contain `_` itself.
     assert history["variant"].tolist() == ["reverse_holofoil", "holofoil"]
     assert history["market_price"].tolist() == [2.5, 99.0]
+
+
+def _truncated_gzip(path: Path) -> None:
+    """An interrupted download: the first half of a gzip stream."""
+    stream = gzip.compress("\n".join([HEADER, *GOOD * 500, ""]).encode())
+    path.write_bytes(stream[: len(stream) // 2])
+
+
+def _zip_of_two_files(path: Path) -> None:
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("a.csv", "\n".join([HEADER, *GOOD]))
+        archive.writestr("b.csv", "\n".join([HEADER, *GOOD]))
+
+
+@pytest.mark.parametrize(
+    ("name", "write", "reason"),
+    [
+        ("cut.csv.gz", _truncated_gzip, "Compressed file ended before the end-of-stream marker"),
+        ("two.csv.zip", _zip_of_two_files, "Multiple files found in ZIP file"),
+    ],
+)
+def test_a_damaged_or_ambiguous_archive_is_an_error_naming_the_file(
+    tmp_path: Path, name: str, write: Callable[[Path], None], reason: str
+) -> None:
+    path = tmp_path / name
+    write(path)
+
+    with pytest.raises(SourceError) as caught:
+        read_long_csv(path)
+
+    assert str(caught.value).startswith(f"{path}: cannot read CSV: {reason}")
+    assert "\n" not in str(caught.value)
+
+
+def test_a_gzip_file_named_as_plain_csv_is_read_as_gzip(tmp_path: Path) -> None:
+    path = tmp_path / "download.csv"
+    path.write_bytes(gzip.compress("\n".join([HEADER, *GOOD, ""]).encode()))
+
+    assert len(read_long_csv(path).history) == len(GOOD)
 
 
 @pytest.mark.parametrize("good_lines_before", [2, 20_000])

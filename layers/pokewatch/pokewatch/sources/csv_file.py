@@ -16,14 +16,19 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import lzma
 import math
 import re
+import tarfile
+import zipfile
+import zlib
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from pandas.io.common import infer_compression
 from pydantic import BaseModel, ConfigDict
 
 from pokewatch.card_ids import CARD_ID_MAX_LENGTH, CARD_ID_PATTERN, set_id_of
@@ -56,6 +61,22 @@ _ISO_DATE = "%Y-%m-%d"
 _MIDNIGHT = re.compile(r"^(\d{4}-\d{1,2}-\d{1,2})[ T]00:00(?::00(?:\.0+)?)?(?:Z|\+00:?00)?$")
 #: Fields a data row may have beyond the header's (read, checked to be empty, and dropped).
 _SPARE_FIELDS = 4
+#: What reading a file that is not a readable (compressed) CSV raises, besides pandas' parser
+#: errors: a truncated download ends its gzip / bz2 / xz stream early (EOFError), a damaged one
+#: fails in its codec, a zip holds several files (ValueError), a `.zst` needs a codec that is
+#: not installed (ImportError). Each is the file's problem, to be said in one line.
+_UNREADABLE: tuple[type[Exception], ...] = (
+    OSError,
+    EOFError,
+    ValueError,
+    ImportError,
+    zlib.error,
+    lzma.LZMAError,
+    zipfile.BadZipFile,
+    tarfile.TarError,
+)
+#: The first bytes of a gzip stream: a gzip file is read as one whatever its name says.
+_GZIP_MAGIC = b"\x1f\x8b"
 _TIMESTAMP = re.compile(r"^\d{4}-\d{1,2}-\d{1,2}[ T]\d{1,2}:\d{2}")
 
 
@@ -160,8 +181,8 @@ def _read_text_table(path: str | Path) -> pd.DataFrame:
             header, raw = _read_csv(path)
         except UnicodeDecodeError as e:
             raise SourceError(_not_utf8(path, e)) from e
-    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as e:
-        raise SourceError(f"{path}: cannot read CSV: {e}") from e
+    except _UNREADABLE as e:  # pandas' ParserError and EmptyDataError are ValueErrors
+        raise SourceError(f"{path}: cannot read CSV: {_reason(e)}") from e
     names = [c.strip().lower() for c in header]
     if not isinstance(raw.index, pd.RangeIndex):
         # pandas turns the leading fields of rows longer than the names it was given into an
@@ -203,6 +224,7 @@ def _read_csv(path: str | Path, encoding_errors: str = "strict") -> tuple[list[s
         header=None,
         dtype=str,
         keep_default_na=False,
+        compression=_compression(path),
         encoding="utf-8-sig",
         encoding_errors=encoding_errors,
     )
@@ -210,6 +232,28 @@ def _read_csv(path: str | Path, encoding_errors: str = "strict") -> tuple[list[s
     return header, read(
         skiprows=1, skip_blank_lines=False, names=range(len(header) + _SPARE_FIELDS)
     )
+
+
+def _reason(error: Exception) -> str:
+    """Why a file could not be read, in one line: the exception's message, or its type when it
+    has none (a truncated stream's EOFError may say nothing)."""
+    message = " ".join(str(error).split())
+    return message or type(error).__name__
+
+
+def _compression(path: str | Path) -> str | None:
+    """pandas' `compression` for `path`: the one its name says, and a file whose name says none
+    but that is a gzip stream is read as one (a `prices.csv` saved from a download that kept its
+    gzip encoding; read as text it would be "not UTF-8")."""
+    by_name = infer_compression(str(path), "infer")
+    if by_name is None:
+        try:
+            with open(path, "rb") as f:
+                if f.read(len(_GZIP_MAGIC)) == _GZIP_MAGIC:
+                    return "gzip"
+        except OSError:
+            pass  # the read itself reports it
+    return by_name
 
 
 def _not_utf8(path: str | Path, error: UnicodeDecodeError) -> str:
