@@ -225,6 +225,36 @@ def test_rows_repeating_a_card_and_date_with_different_prices_are_counted_in_one
     ]
 
 
+def test_a_card_id_without_its_variant_takes_the_rows_variant_so_prints_stay_apart(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A pokemontcg.io id with the print in its own column: the holofoil and the reverse
+    # holofoil are two prints with two prices, not one card priced twice a day.
+    lines = [
+        "base1-4,2024-01-07,350.0,,Charizard,Base,Base,Rare Holo,,holofoil",
+        "base1-4,2024-01-07,90.0,,Charizard,Base,Base,Rare Holo,,Reverse Holofoil",
+        "base1-4,2024-01-14,360.0,,Charizard,Base,Base,Rare Holo,,holofoil",
+        "base1-4,2024-01-14,95.0,,Charizard,Base,Base,Rare Holo,,Reverse Holofoil",
+        # Ids that name their print already are kept: by a known variant, or by the row's own.
+        "sv1-1_holofoil,2024-01-07,2.0,,,,,,,Holofoil",
+        "sv1-2_staff_stamp,2024-01-07,3.0,,,,,,,staff_stamp",
+        "sv1-3,2024-01-07,4.0,,,,,,,",
+    ]
+
+    history = read_long_csv(write_csv(tmp_path / "p.csv", lines)).history
+
+    prices = history.groupby("card_id")["market_price"].apply(list).to_dict()
+    assert prices == {
+        "base1-4_holofoil": [350.0, 360.0],
+        "base1-4_reverse_holofoil": [90.0, 95.0],
+        "sv1-1_holofoil": [2.0],
+        "sv1-2_staff_stamp": [3.0],
+        "sv1-3": [4.0],
+    }
+    assert set(history["set_id"]) == {"base1", "sv1"}
+    assert "different market prices" not in caplog.text
+
+
 def test_exact_repeats_are_silent(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     result = read_long_csv(write_csv(tmp_path / "p.csv", [*GOOD, *GOOD]))
 
