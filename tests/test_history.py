@@ -121,3 +121,23 @@ def test_a_window_reads_only_the_last_days_up_to_the_latest_price(tmp_path: Path
     file_store.put_bytes(keys.raw_partition("s", later, "a"), to_parquet_bytes(backfill))
     windowed = load_raw_history(file_store, "s", later, window_days=150)
     assert windowed["market_price"].tolist() == [101.0, 21.0]
+
+
+def test_a_window_ending_long_before_the_run_reads_the_earlier_runs_partitions_too(
+    tmp_path: Path,
+) -> None:
+    # A file backfilled up to DAY by a first run (`--as-of DAY`), the rest of it collected by a
+    # run years later: its prices end long before that run, and the window (up to the latest
+    # price) still covers what the first run collected, so that partition must be read.
+    store = LocalStore(tmp_path / "file")
+    first = pd.concat(
+        [partition("a", ["1"], str(DAY - dt.timedelta(days=d)), 1.0 + d) for d in (700, 20)]
+    )
+    store.put_bytes(keys.raw_partition("s", DAY, "a"), to_parquet_bytes(first))
+    later = DAY + dt.timedelta(days=1000)
+    rest = partition("a", ["1"], str(DAY + dt.timedelta(days=50)), 0.5)
+    store.put_bytes(keys.raw_partition("s", later, "a"), to_parquet_bytes(rest))
+
+    windowed = load_raw_history(store, "s", later, window_days=365)
+
+    assert windowed["market_price"].tolist() == [21.0, 0.5]

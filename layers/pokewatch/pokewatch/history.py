@@ -10,6 +10,7 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from pokewatch import keys
@@ -76,18 +77,27 @@ def load_raw_history(
     date.
 
     Partitions are read oldest first and a later snapshot's row for the same card and date wins,
-    so a re-collected day replaces what an earlier run saw. A partition collected before the
-    window holds only older prices and is not read at all, so a run's memory stays bounded
-    however many years the store holds. The text columns are read dictionary-encoded and stay
-    categoricals (see `normalise_history`): a small integer per row instead of a string is most
-    of the memory of a daily history of many cards."""
-    # A partition collected before as_of's window holds only older prices (a source that
-    # stalled before as_of loses the days of that stall from the window, nothing more).
+    so a re-collected day replaces what an earlier run saw. A partition holds no price dated
+    after the day it was collected, so one collected before the window holds only older prices
+    and is not read at all: a run's memory stays bounded however many years the store holds.
+    The window is first taken to end at as_of (where a live source's latest price is); when the
+    prices read end earlier (a file whose history ended long before the run, collected in part
+    by an earlier run), the partitions collected between that window's start and as_of's are
+    read as well, so that no price of the window is left out. The text columns are read
+    dictionary-encoded and stay categoricals (see `normalise_history`): a small integer per row
+    instead of a string is most of the memory of a daily history of many cards."""
+    partitions = collected_partitions(store, source, as_of)
     oldest = dt.date.min if window_days is None else as_of - dt.timedelta(days=window_days)
-    partitions = [p.key for p in collected_partitions(store, source, as_of) if p.day >= oldest]
-    if not partitions:
+    tables = [_read_partition(store, p.key) for p in partitions if p.day >= oldest]
+    if window_days is not None and tables:
+        latest = _latest_price_day(tables, as_of)
+        start = latest - dt.timedelta(days=window_days) if latest else oldest
+        # Older first: their rows are the earlier snapshots, which the later ones replace.
+        older = [p.key for p in partitions if start < p.day < oldest]
+        tables = [_read_partition(store, key) for key in older] + tables
+    if not tables:
         return normalise_history(pd.DataFrame())
-    history = normalise_history(_concat_partitions(store, partitions))
+    history = normalise_history(_concat_tables(tables))
     dates = history["date"]
     in_window = dates <= pd.Timestamp(as_of)
     if window_days is not None and in_window.any():
@@ -99,15 +109,32 @@ def load_raw_history(
     return history.take(rows).reset_index(drop=True)
 
 
-def _concat_partitions(store: ArtifactStore, partitions: list[str]) -> pd.DataFrame:
-    """The rows of `partitions` in order, to be normalised. Arrow concatenates them without
+def _latest_price_day(tables: list[pa.Table], as_of: dt.date) -> dt.date | None:
+    """The day of the latest price on or before `as_of` in `tables` (None when they hold none)."""
+    limit = pa.scalar(pd.Timestamp(as_of))
+    latest = None
+    for table in tables:
+        if "date" not in table.column_names or table.num_rows == 0:
+            continue
+        try:
+            dates = pc.cast(table["date"], pa.timestamp("ns"))
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            continue  # a date column of an unknown kind: normalise_history reports it
+        day = pc.max(pc.filter(dates, pc.less_equal(dates, limit))).as_py()
+        if day is not None and (latest is None or day > latest):
+            latest = day
+    return None if latest is None else pd.Timestamp(latest).date()
+
+
+def _concat_tables(tables: list[pa.Table]) -> pd.DataFrame:
+    """The rows of raw partitions' `tables` in order, to be normalised; `tables` is emptied, so
+    that the converted columns' buffers are freed as they go. Arrow concatenates them without
     copying and unifies the text columns' dictionaries (categoricals of different categories
     would not concatenate in pandas: it silently makes them strings); partitions written by
     other versions may differ in a column's type or lack a column, hence the permissive
     promotion, and `normalise_history`, not one partition's pandas metadata, sets the dtypes."""
-    combined = pa.concat_tables(
-        [_read_partition(store, key) for key in partitions], promote_options="permissive"
-    )
+    combined = pa.concat_tables(tables, promote_options="permissive")
+    tables.clear()
     frame = combined.to_pandas(self_destruct=True, split_blocks=True)
     del combined
     # Arrow's allocator keeps the pages it freed for itself; numpy, which allocates everything
