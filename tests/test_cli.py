@@ -58,6 +58,16 @@ def test_pipeline_csv_needs_an_existing_input(
     assert code == 2 and str(missing) in err
 
 
+@pytest.mark.parametrize("command", [["backtest"], ["pipeline", "run", "--source", "csv"]])
+def test_an_input_that_is_a_directory_is_named_as_one(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], command: list[str]
+) -> None:
+    store = ["--store", str(tmp_path / "store")] if command[0] == "pipeline" else []
+    code, _, err = _run(capsys, *command, "--input", str(tmp_path), *store)
+    assert code == 2
+    assert err == f"pokewatch: error: --input: {tmp_path} is a directory; give the CSV file in it\n"
+
+
 def test_backtest_reports_a_bad_file_with_its_lines(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

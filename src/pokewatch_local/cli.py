@@ -164,6 +164,14 @@ def _settings() -> Any:
         raise CliError(f"settings: {problems(exc)}") from exc
 
 
+def _check_input_file(path: Path) -> None:
+    """A one-line error unless `path` is a file: what it is instead (a folder, or nothing)."""
+    if path.is_dir():
+        raise CliError(f"--input: {path} is a directory; give the CSV file in it")
+    if not path.is_file():
+        raise CliError(f"--input: no such file: {path}")
+
+
 def _pipeline_run(args: argparse.Namespace) -> int:
     from pokewatch_local.runner import run_pipeline
 
@@ -176,8 +184,8 @@ def _pipeline_run(args: argparse.Namespace) -> int:
         raise CliError("--input is read only by --source csv")
     if args.cards and source != "sample":
         raise CliError("--cards sizes only the sample market (--source sample)")
-    if args.input and not args.input.startswith("s3://") and not Path(args.input).is_file():
-        raise CliError(f"--input: no such file: {args.input}")
+    if args.input and not args.input.startswith("s3://"):
+        _check_input_file(Path(args.input))
     request = {
         "source": args.source,
         "as_of": args.as_of.isoformat() if args.as_of else None,
@@ -261,8 +269,7 @@ def _backtest(args: argparse.Namespace) -> int:
         settings = Settings(**({"horizon_days": args.horizon_days} if args.horizon_days else {}))
     except ValidationError as exc:
         raise CliError(f"settings: {problems(exc)}") from exc
-    if not args.input.is_file():
-        raise CliError(f"--input: no such file: {args.input}")
+    _check_input_file(args.input)
     try:
         history = read_long_csv(args.input, settings.csv_max_bad_share).history
     except SourceError as exc:
