@@ -141,3 +141,41 @@ def test_a_window_ending_long_before_the_run_reads_the_earlier_runs_partitions_t
     windowed = load_raw_history(store, "s", later, window_days=365)
 
     assert windowed["market_price"].tolist() == [21.0, 0.5]
+
+
+def test_a_live_source_stalled_for_years_reads_a_bounded_number_of_rows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A live source whose prices stopped at `last` while the daily runs went on: every run since
+    # collected the same stale price again. The window ends at `last`, so the partitions of the
+    # days before as_of's window are read too; their stale repeats must not all be held at once,
+    # or a run's memory grows with every day of the stall.
+    from pokewatch import history as history_module
+
+    store = LocalStore(tmp_path)
+    cards, window, stall = ["1", "2", "3"], 10, 400
+    last = DAY + dt.timedelta(days=30)
+    for d in range(31):
+        day = DAY + dt.timedelta(days=d)
+        store.put_bytes(
+            keys.raw_partition("s", day, "a"), to_parquet_bytes(partition("a", cards, str(day), d))
+        )
+    for d in range(1, stall + 1):
+        stale = partition("a", cards, str(last), 30.0 + d)  # a re-collection: the latest wins
+        store.put_bytes(
+            keys.raw_partition("s", last + dt.timedelta(days=d), "a"), to_parquet_bytes(stale)
+        )
+    held: list[int] = []
+    concat = history_module._concat_tables
+    monkeypatch.setattr(
+        history_module,
+        "_concat_tables",
+        lambda tables: held.append(sum(t.num_rows for t in tables)) or concat(tables),
+    )
+
+    windowed = load_raw_history(store, "s", last + dt.timedelta(days=stall), window_days=window)
+
+    days = windowed.groupby("card_id", observed=True)["market_price"].apply(list)
+    assert days.tolist() == [[*map(float, range(21, 30)), 30.0 + stall]] * len(cards)
+    # The window's days and the run's own window of partitions, not every day of the stall.
+    assert held and max(held) <= 3 * (window + 1) * len(cards)

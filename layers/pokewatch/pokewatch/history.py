@@ -94,7 +94,7 @@ def load_raw_history(
         start = latest - dt.timedelta(days=window_days) if latest else oldest
         # Older first: their rows are the earlier snapshots, which the later ones replace.
         older = [p.key for p in partitions if start < p.day < oldest]
-        tables = [_read_partition(store, key) for key in older] + tables
+        tables = _window_rows(store, older, start, sum(t.num_rows for t in tables)) + tables
     if not tables:
         return normalise_history(pd.DataFrame())
     history = normalise_history(_concat_tables(tables))
@@ -107,6 +107,45 @@ def load_raw_history(
     card_codes = history["card_id"].cat.codes.to_numpy()[known]
     rows = known[last_per_card_day(card_codes, epoch_days(dates.take(known)))]
     return history.take(rows).reset_index(drop=True)
+
+
+def _window_rows(
+    store: ArtifactStore, partitions: list[str], start: dt.date, batch_rows: int
+) -> list[pa.Table]:
+    """The rows of `partitions` (oldest first) dated after `start`, in order. Whenever more than
+    `batch_rows` rows wait, those read so far are folded to the last row of each card and date
+    (the latest snapshot's): a live source that stalled collected its last prices again every
+    day of the stall, and holding every repeat would grow a run's memory with each day of it."""
+    kept: list[pa.Table] = []
+    waiting = 0
+    for key in partitions:
+        table = _dated_after(_read_partition(store, key), start)
+        kept.append(table)
+        waiting += table.num_rows
+        if waiting > batch_rows:
+            kept, waiting = [_last_per_card_date(kept)], 0
+    return kept
+
+
+def _dated_after(table: pa.Table, start: dt.date) -> pa.Table:
+    """The rows of a raw partition dated after `start` (all of them when its dates are of a kind
+    `normalise_history` has to read)."""
+    try:
+        dates = pc.cast(table["date"], pa.timestamp("ns"))
+    except (KeyError, pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return table
+    return table.filter(pc.greater(dates, pa.scalar(pd.Timestamp(start))))
+
+
+def _last_per_card_date(tables: list[pa.Table]) -> pa.Table:
+    """`tables` in one, with only the last row of each (card_id, date)."""
+    combined = pa.concat_tables(tables, promote_options="permissive")
+    if not {"card_id", "date"} <= set(combined.column_names):
+        return combined
+    rows = pa.array(np.arange(combined.num_rows))
+    keyed = combined.select(["card_id", "date"]).append_column("row", rows)
+    last = keyed.group_by(["card_id", "date"], use_threads=False).aggregate([("row", "max")])
+    return combined.take(pc.sort_indices(last["row_max"]))
 
 
 def _latest_price_day(tables: list[pa.Table], as_of: dt.date) -> dt.date | None:
