@@ -255,6 +255,32 @@ def test_a_card_id_without_its_variant_takes_the_rows_variant_so_prints_stay_apa
     assert "different market prices" not in caplog.text
 
 
+def test_a_row_that_leaves_the_variant_empty_is_of_the_print_its_ids_other_rows_name(
+    tmp_path: Path,
+) -> None:
+    # One print whose variant cell is empty on some rows: one history, not two (`base1-4` and
+    # `base1-4_holofoil`, each with half of the prices).
+    lines = [
+        "base1-4,2024-01-07,350.0,,,,,,,Holofoil",
+        "base1-4,2024-01-14,360.0,,,,,,,",
+        "base1-4,2024-01-21,370.0,,,,,,,Holofoil",
+        # Two prints named: an empty cell does not say which, and the id is kept.
+        "sv1-1,2024-01-07,2.0,,,,,,,Holofoil",
+        "sv1-1,2024-01-07,1.0,,,,,,,Reverse Holofoil",
+        "sv1-1,2024-01-14,2.5,,,,,,,",
+    ]
+
+    history = read_long_csv(write_csv(tmp_path / "p.csv", lines)).history
+
+    prices = history.groupby("card_id", observed=True)["market_price"].apply(list).to_dict()
+    assert prices == {
+        "base1-4_holofoil": [350.0, 360.0, 370.0],
+        "sv1-1": [2.5],
+        "sv1-1_holofoil": [2.0],
+        "sv1-1_reverse_holofoil": [1.0],
+    }
+
+
 def test_exact_repeats_are_silent(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     result = read_long_csv(write_csv(tmp_path / "p.csv", [*GOOD, *GOOD]))
 

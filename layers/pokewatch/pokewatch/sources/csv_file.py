@@ -327,20 +327,34 @@ def _print_ids(raw: pd.DataFrame) -> pd.Series:
     Two prints of one card (holofoil and reverse holofoil) have different prices; under one id
     they would be one card priced twice a day, and only the last row of each day would be kept,
     a history that jumps between the prints. An id that already ends with a known variant, or
-    with the row's own variant, is kept as it is."""
+    with the row's own variant, is kept as it is. A row whose variant is empty is of the print
+    its id's other rows name when they name one only (else one print would be two histories)."""
     if "variant" not in raw.columns:
         return raw["card_id"]
     # Worked out once per distinct (card_id, variant): the real file has 2,881 on 150k rows.
     codes, pairs = pd.factorize(raw["card_id"] + "\x00" + raw["variant"])
+    named = [(card_id, variant_name(variant)) for card_id, variant in map(_split_pair, pairs)]
+    prints: dict[str, set[str]] = {}
+    for card_id, name in named:
+        if name:
+            prints.setdefault(card_id, set()).add(name)
     print_ids = []
-    for pair in pairs:
-        card_id, variant = pair.split("\x00", 1)
-        name = variant_name(variant)
-        named = re.search(VARIANT_SUFFIX, card_id) or card_id.endswith(f"_{name}")
-        print_ids.append(
-            card_id if named or not name or not card_id else card_print_id(card_id, name)
-        )
+    for card_id, name in named:
+        only = prints.get(card_id, set())
+        print_ids.append(_print_id(card_id, name or (next(iter(only)) if len(only) == 1 else "")))
     return pd.Series(np.asarray(print_ids, dtype=object)[codes], index=raw.index)
+
+
+def _split_pair(pair: str) -> tuple[str, str]:
+    """A `card_id` NUL `variant` key of `_print_ids` in its two parts."""
+    card_id, variant = pair.split("\x00", 1)
+    return card_id, variant
+
+
+def _print_id(card_id: str, variant: str) -> str:
+    """`card_id` with the snake-case `variant` appended, unless it names its variant already."""
+    named = re.search(VARIANT_SUFFIX, card_id) or card_id.endswith(f"_{variant}")
+    return card_id if named or not variant or not card_id else card_print_id(card_id, variant)
 
 
 def _no_problem(text: pd.Series) -> pd.Series:
