@@ -281,6 +281,18 @@ def test_a_row_that_leaves_the_variant_empty_is_of_the_print_its_ids_other_rows_
     }
 
 
+def test_an_id_too_long_to_take_its_variant_is_kept_as_it_is(tmp_path: Path) -> None:
+    # A valid id of 120 characters: with `_reverse_holofoil` it would be past the limit, and the
+    # row would be skipped for a length that its own id is within.
+    long_id = "x1-" + "a" * 117
+    lines = [f"{long_id},2024-01-07,4.0,,,,,,,Reverse Holofoil"]
+
+    result = read_long_csv(write_csv(tmp_path / "p.csv", lines))
+
+    assert result.bad_rows == []
+    assert result.history["card_id"].tolist() == [long_id]
+
+
 def test_exact_repeats_are_silent(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     result = read_long_csv(write_csv(tmp_path / "p.csv", [*GOOD, *GOOD]))
 

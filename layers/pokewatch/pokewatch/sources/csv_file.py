@@ -352,9 +352,13 @@ def _split_pair(pair: str) -> tuple[str, str]:
 
 
 def _print_id(card_id: str, variant: str) -> str:
-    """`card_id` with the snake-case `variant` appended, unless it names its variant already."""
+    """`card_id` with the snake-case `variant` appended, unless it names its variant already or
+    would be too long with it (a valid id must not make its row bad)."""
     named = re.search(VARIANT_SUFFIX, card_id) or card_id.endswith(f"_{variant}")
-    return card_id if named or not variant or not card_id else card_print_id(card_id, variant)
+    if named or not variant or not card_id:
+        return card_id
+    print_id = card_print_id(card_id, variant)
+    return print_id if len(print_id) <= CARD_ID_MAX_LENGTH else card_id
 
 
 def _no_problem(text: pd.Series) -> pd.Series:
