@@ -65,6 +65,8 @@ def window_pairs(
         if not judged.empty:
             frames.append(predicted_pairs(model, judged, origin, cut))
         origin -= step
+    if not frames:
+        raise NotEnoughHistory(f"no pair has its actual between {cut.date()} and {end.date()}")
     return with_signals(pd.concat(frames, ignore_index=True), settings)
 
 

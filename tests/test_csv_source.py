@@ -235,10 +235,15 @@ def test_a_card_id_without_its_variant_takes_the_rows_variant_so_prints_stay_apa
         "base1-4,2024-01-07,90.0,,Charizard,Base,Base,Rare Holo,,Reverse Holofoil",
         "base1-4,2024-01-14,360.0,,Charizard,Base,Base,Rare Holo,,holofoil",
         "base1-4,2024-01-14,95.0,,Charizard,Base,Base,Rare Holo,,Reverse Holofoil",
-        # Ids that name their print already are kept: by a known variant, or by the row's own.
+        # Ids with `_` name their print already and are kept as written, even when the variant
+        # column spells it otherwise (no `sv1-4_holo_holofoil`).
         "sv1-1_holofoil,2024-01-07,2.0,,,,,,,Holofoil",
         "sv1-2_staff_stamp,2024-01-07,3.0,,,,,,,staff_stamp",
         "sv1-3,2024-01-07,4.0,,,,,,,",
+        "sv1-4_holo,2024-01-07,5.0,,,,,,,Holofoil",
+        "sv1-5_1st_edition,2024-01-07,6.0,,,,,,,1st Edition Holofoil",
+        # One print: the id takes its variant, as the pokemontcg source writes it.
+        "sv1-6,2024-01-07,7.0,,,,,,,Normal",
     ]
 
     history = read_long_csv(write_csv(tmp_path / "p.csv", lines)).history
@@ -250,6 +255,9 @@ def test_a_card_id_without_its_variant_takes_the_rows_variant_so_prints_stay_apa
         "sv1-1_holofoil": [2.0],
         "sv1-2_staff_stamp": [3.0],
         "sv1-3": [4.0],
+        "sv1-4_holo": [5.0],
+        "sv1-5_1st_edition": [6.0],
+        "sv1-6_normal": [7.0],
     }
     assert set(history["set_id"]) == {"base1", "sv1"}
     assert "different market prices" not in caplog.text
@@ -264,21 +272,22 @@ def test_a_row_that_leaves_the_variant_empty_is_of_the_print_its_ids_other_rows_
         "base1-4,2024-01-07,350.0,,,,,,,Holofoil",
         "base1-4,2024-01-14,360.0,,,,,,,",
         "base1-4,2024-01-21,370.0,,,,,,,Holofoil",
-        # Two prints named: an empty cell does not say which, and the id is kept.
+        # Two prints named: an empty cell does not say which, and the row is a bad one.
         "sv1-1,2024-01-07,2.0,,,,,,,Holofoil",
         "sv1-1,2024-01-07,1.0,,,,,,,Reverse Holofoil",
         "sv1-1,2024-01-14,2.5,,,,,,,",
     ]
 
-    history = read_long_csv(write_csv(tmp_path / "p.csv", lines)).history
+    result = read_long_csv(write_csv(tmp_path / "p.csv", lines), max_bad_share=0.5)
 
-    prices = history.groupby("card_id", observed=True)["market_price"].apply(list).to_dict()
-    assert prices == {
+    prices = result.history.groupby("card_id", observed=True)["market_price"]
+    assert prices.apply(list).to_dict() == {
         "base1-4_holofoil": [350.0, 360.0, 370.0],
-        "sv1-1": [2.5],
         "sv1-1_holofoil": [2.0],
         "sv1-1_reverse_holofoil": [1.0],
     }
+    assert [bad.line for bad in result.bad_rows] == [7]
+    assert "several variants" in result.bad_rows[0].reason
 
 
 def test_an_id_too_long_to_take_its_variant_is_kept_as_it_is(tmp_path: Path) -> None:

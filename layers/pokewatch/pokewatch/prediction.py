@@ -19,6 +19,7 @@ from pokewatch.api_schemas import (
     Prediction,
     PredictRequest,
 )
+from pokewatch.card_ids import CARD_ID_MAX_LENGTH
 from pokewatch.serving import CardInfo, PricePoint, ServingTable
 from pokewatch.signals import deviation_pct, signal_of
 from pokewatch.validation import problems
@@ -68,7 +69,7 @@ def predict_item(
     """One item of a batch: its prediction, or the error (with the status a single predict would
     answer) that says why it has none; the other items are answered either way."""
     card_id = item.get("card_id") if isinstance(item, dict) else None
-    card_id = card_id if isinstance(card_id, str) and len(card_id) <= 128 else None
+    card_id = card_id if isinstance(card_id, str) and len(card_id) <= CARD_ID_MAX_LENGTH else None
     try:
         request = PredictRequest.model_validate(item)
         return predict(table, request, buy_threshold, sell_threshold)

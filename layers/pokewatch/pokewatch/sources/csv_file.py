@@ -294,7 +294,7 @@ def _parse_columns(raw: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, pd.Series
     out = pd.DataFrame(index=raw.index)
     problems: dict[str, pd.Series] = {}
 
-    card_id = _print_ids(raw)
+    card_id, no_print = _print_ids(raw)
     problem = _no_problem(card_id)
     problem[card_id == ""] = "missing"
     problem[(card_id != "") & ~card_id.str.fullmatch(_CARD_ID)] = (
@@ -302,6 +302,9 @@ def _parse_columns(raw: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, pd.Series
     )
     problem[card_id.str.len() > CARD_ID_MAX_LENGTH] = (
         f"must be at most {CARD_ID_MAX_LENGTH} characters"
+    )
+    problem[no_print] = (
+        "names no print, and its other rows are of several variants: give this row's variant"
     )
     out["card_id"], problems["card_id"] = card_id, problem
 
@@ -320,45 +323,49 @@ def _parse_columns(raw: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, pd.Series
     return out, problems
 
 
-def _print_ids(raw: pd.DataFrame) -> pd.Series:
-    """The card print id of every row: its `card_id`, and `<card_id>_<variant>` when the id
-    names no variant (`base1-4`, a pokemontcg.io or shop id) but the row's variant column does.
+def _print_ids(raw: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
+    """The card print id of every row, and which rows cannot say which print they are of.
 
-    Two prints of one card (holofoil and reverse holofoil) have different prices; under one id
-    they would be one card priced twice a day, and only the last row of each day would be kept,
-    a history that jumps between the prints. An id that already ends with a known variant, or
-    with the row's own variant, is kept as it is. A row whose variant is empty is of the print
-    its id's other rows name when they name one only (else one print would be two histories)."""
+    The format's print id is `<card id>_<variant>`. An id without `_` (`base1-4`, a pokemontcg.io
+    or shop id) names only the card: with the row's variant it becomes its print's id, as the
+    pokemontcg source writes it (two prints of one card have different prices; under one id they
+    would be one card priced twice a day, a history jumping between the prints). An id with `_`
+    names its print already and is kept as written. A row whose variant is empty is of the print
+    its id's other rows name when they name one only; when they name several it cannot say
+    which, and is a bad row."""
+    no_print = pd.Series(False, index=raw.index)
     if "variant" not in raw.columns:
-        return raw["card_id"]
+        return raw["card_id"], no_print
     # Worked out once per distinct (card_id, variant): the real file has 2,881 on 150k rows.
     codes, pairs = pd.factorize(raw["card_id"] + "\x00" + raw["variant"])
     named = [(card_id, variant_name(variant)) for card_id, variant in map(_split_pair, pairs)]
     prints: dict[str, set[str]] = {}
     for card_id, name in named:
-        if name:
+        if name and card_id and "_" not in card_id:
             prints.setdefault(card_id, set()).add(name)
-    print_ids = []
+    print_ids, ambiguous = [], []
     for card_id, name in named:
-        only = prints.get(card_id, set())
-        print_ids.append(_print_id(card_id, name or (next(iter(only)) if len(only) == 1 else "")))
-    return pd.Series(np.asarray(print_ids, dtype=object)[codes], index=raw.index)
+        of_card = prints.get(card_id, set())
+        name = name or (next(iter(of_card)) if len(of_card) == 1 else "")
+        print_ids.append(_print_id(card_id, name) if card_id in prints and name else card_id)
+        ambiguous.append(len(of_card) > 1 and not name)
+    return (
+        pd.Series(np.asarray(print_ids, dtype=object)[codes], index=raw.index),
+        pd.Series(np.asarray(ambiguous, dtype=bool)[codes], index=raw.index),
+    )
+
+
+def _print_id(card_id: str, variant: str) -> str:
+    """`card_id` with the snake-case `variant` appended, unless that would be too long: a valid
+    id must not make its row bad."""
+    print_id = card_print_id(card_id, variant)
+    return print_id if len(print_id) <= CARD_ID_MAX_LENGTH else card_id
 
 
 def _split_pair(pair: str) -> tuple[str, str]:
     """A `card_id` NUL `variant` key of `_print_ids` in its two parts."""
     card_id, variant = pair.split("\x00", 1)
     return card_id, variant
-
-
-def _print_id(card_id: str, variant: str) -> str:
-    """`card_id` with the snake-case `variant` appended, unless it names its variant already or
-    would be too long with it (a valid id must not make its row bad)."""
-    named = re.search(VARIANT_SUFFIX, card_id) or card_id.endswith(f"_{variant}")
-    if named or not variant or not card_id:
-        return card_id
-    print_id = card_print_id(card_id, variant)
-    return print_id if len(print_id) <= CARD_ID_MAX_LENGTH else card_id
 
 
 def _no_problem(text: pd.Series) -> pd.Series:
