@@ -127,12 +127,22 @@ def _window_rows(
     return kept
 
 
-def _dated_after(table: pa.Table, start: dt.date) -> pa.Table:
-    """The rows of a raw partition dated after `start` (all of them when its dates are of a kind
-    `normalise_history` has to read)."""
+def _price_dates(table: pa.Table) -> pa.ChunkedArray | None:
+    """The dates of a raw partition's rows as timestamps; None when it has none, or dates of a
+    kind only `normalise_history` reads (and reports)."""
+    if "date" not in table.column_names:
+        return None
     try:
-        dates = pc.cast(table["date"], pa.timestamp("ns"))
-    except (KeyError, pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return pc.cast(table["date"], pa.timestamp("ns"))
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return None
+
+
+def _dated_after(table: pa.Table, start: dt.date) -> pa.Table:
+    """The rows of a raw partition dated after `start` (all of them when `_price_dates` cannot
+    read its dates)."""
+    dates = _price_dates(table)
+    if dates is None:
         return table
     return table.filter(pc.greater(dates, pa.scalar(pd.Timestamp(start))))
 
@@ -153,12 +163,9 @@ def _latest_price_day(tables: list[pa.Table], as_of: dt.date) -> dt.date | None:
     limit = pa.scalar(pd.Timestamp(as_of))
     latest = None
     for table in tables:
-        if "date" not in table.column_names or table.num_rows == 0:
+        dates = _price_dates(table)
+        if dates is None or table.num_rows == 0:
             continue
-        try:
-            dates = pc.cast(table["date"], pa.timestamp("ns"))
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-            continue  # a date column of an unknown kind: normalise_history reports it
         day = pc.max(pc.filter(dates, pc.less_equal(dates, limit))).as_py()
         if day is not None and (latest is None or day > latest):
             latest = day
