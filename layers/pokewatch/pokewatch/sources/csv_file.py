@@ -333,12 +333,11 @@ def _print_ids(raw: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
     names its print already and is kept as written. A row whose variant is empty is of the print
     its id's other rows name when they name one only; when they name several it cannot say
     which, and is a bad row."""
-    no_print = pd.Series(False, index=raw.index)
     if "variant" not in raw.columns:
-        return raw["card_id"], no_print
+        return raw["card_id"], pd.Series(False, index=raw.index)
     # Worked out once per distinct (card_id, variant): the real file has 2,881 on 150k rows.
     codes, pairs = pd.factorize(raw["card_id"] + "\x00" + raw["variant"])
-    named = [(card_id, variant_name(variant)) for card_id, variant in map(_split_pair, pairs)]
+    named = [(c, variant_name(v)) for c, v in (pair.split("\x00", 1) for pair in pairs)]
     prints: dict[str, set[str]] = {}
     for card_id, name in named:
         if name and card_id and "_" not in card_id:
@@ -360,12 +359,6 @@ def _print_id(card_id: str, variant: str) -> str:
     id must not make its row bad."""
     print_id = card_print_id(card_id, variant)
     return print_id if len(print_id) <= CARD_ID_MAX_LENGTH else card_id
-
-
-def _split_pair(pair: str) -> tuple[str, str]:
-    """A `card_id` NUL `variant` key of `_print_ids` in its two parts."""
-    card_id, variant = pair.split("\x00", 1)
-    return card_id, variant
 
 
 def _no_problem(text: pd.Series) -> pd.Series:
