@@ -34,6 +34,13 @@ def without_history(page: dict[str, Any]) -> dict[str, Any]:
     return {**page, "data": [{**c, "priceHistory": None} for c in page["data"]]}
 
 
+def daily_page() -> dict[str, Any]:
+    """The whole answer of a daily collection (no history): the first page's card alone."""
+    page = without_history(fixture("cards_sv3pt5_page1.json"))
+    page["metadata"]["hasMore"] = False
+    return page
+
+
 @pytest.fixture
 def source() -> PriceTrackerSource:
     client = HttpClient(
@@ -95,11 +102,9 @@ def test_the_range_trims_the_history(source: PriceTrackerSource) -> None:
 def test_the_daily_collection_asks_for_no_history_and_keeps_the_latest_price(
     source: PriceTrackerSource,
 ) -> None:
-    page = without_history(fixture("cards_sv3pt5_page1.json"))
-    page["metadata"]["hasMore"] = False
     responses.get(
         f"{BASE}/cards",
-        json=page,
+        json=daily_page(),
         match=[matchers.query_param_matcher({"setId": "sv3pt5", "limit": "200", "offset": "0"})],
     )
 
@@ -108,6 +113,23 @@ def test_the_daily_collection_asks_for_no_history_and_keeps_the_latest_price(
     assert rows["card_id"].tolist() == ["sv3pt5-6_holofoil"]
     assert rows["date"].tolist() == [pd.Timestamp(TODAY)]
     assert (rows.loc[0, "market_price"], rows.loc[0, "low_price"]) == (4.1, 3.5)
+
+
+@responses.activate
+def test_the_daily_collection_keeps_a_latest_price_updated_before_the_day(
+    source: PriceTrackerSource,
+) -> None:
+    # The run of TODAY (start = end = TODAY) may find prices last updated the day before (the
+    # recorded ones are updated at 12:00Z, the schedule runs at 06:00 UTC). They were dropped:
+    # every set came back empty and the run failed with "no prices collected".
+    page = daily_page()
+    page["data"][0]["prices"]["lastUpdated"] = "2024-06-02T12:00:00Z"
+    responses.get(f"{BASE}/cards", json=page)
+
+    rows = source.collect("sv3pt5", TODAY, TODAY)
+
+    assert rows["card_id"].tolist() == ["sv3pt5-6_holofoil"]
+    assert rows["date"].tolist() == [pd.Timestamp("2024-06-02")]
 
 
 @responses.activate

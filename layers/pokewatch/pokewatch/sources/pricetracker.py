@@ -8,7 +8,10 @@ the last N days (at most 365; how far back depends on the plan). Pages are walke
 `offset` while `metadata.hasMore`.
 
 So this source both collects the day (latest prices, without the history that costs an extra
-credit per card) and backfills (the Near Mint history of the days `start..end`). Prices are
+credit per card) and backfills (the Near Mint history of the days `start..end`). A latest price
+dated before `start` is kept, as the pokemontcg source keeps it: it is the latest price there
+is, and the daily run (start = end = today, early in the UTC day) finds the prices of the day
+before. Prices are
 Near Mint, as in the CSV format: the latest price is used only when its condition is Near
 Mint (or not stated).
 
@@ -196,7 +199,8 @@ class PriceTrackerSource:
         return [s.id for s in sorted(released, key=lambda s: (s.release_date, s.id))]
 
     def collect(self, set_id: str, start: dt.date, end: dt.date) -> pd.DataFrame:
-        """Near Mint prices of every card print of `set_id` for the days `start..end`.
+        """Near Mint prices of every card print of `set_id` for the days `start..end`, and its
+        latest price when that is dated on or before `end` (see the module doc).
 
         History is asked for only when the range starts before today, for as many days as
         reach back to `start` (capped at 365; older days are simply absent)."""
@@ -208,12 +212,7 @@ class PriceTrackerSource:
             params |= {"includeHistory": "true", "days": days}
         limit = PAGE_LIMIT_WITH_HISTORY if with_history else PAGE_LIMIT
         cards = self._paged("cards", PriceTrackerCard, params, limit)
-        candidates = (
-            row
-            for card in cards
-            for row in _observations(card, set_id)
-            if start <= row["date"] <= end
-        )
+        candidates = (row for card in cards for row in _observations(card, set_id, start, end))
         return observations_frame(candidates, where=f"{self.name} set {set_id}")
 
     def _paged[M: BaseModel](
@@ -243,9 +242,11 @@ def _card_number(card: PriceTrackerCard) -> str | None:
     return number or (f"tcg{card.tcg_player_id}" if card.tcg_player_id else None)
 
 
-def _observations(card: PriceTrackerCard, set_id: str) -> Iterator[dict[str, Any]]:
-    """Candidate observations of one card: its Near Mint history, then its latest price when
-    that day is not in the history already."""
+def _observations(
+    card: PriceTrackerCard, set_id: str, start: dt.date, end: dt.date
+) -> Iterator[dict[str, Any]]:
+    """Candidate observations of one card: its Near Mint history of the days `start..end`, then
+    its latest price when dated on or before `end` and that day is not in the history already."""
     number = _card_number(card)
     if number is None:
         return
@@ -264,9 +265,11 @@ def _observations(card: PriceTrackerCard, set_id: str) -> Iterator[dict[str, Any
     for point in history.history if history else ():
         if point.market and point.date not in seen:  # 0 or null: no price that day
             seen.add(point.date)
+            if not start <= point.date <= end:
+                continue
             volume = None if point.volume is None else round(point.volume)
             yield {**attributes, "date": point.date, "market_price": point.market, "volume": volume}
     latest = prices.last_updated
     near_mint = prices.primary_condition in (None, CONDITION)
-    if prices.market and latest is not None and latest not in seen and near_mint:
+    if prices.market and latest is not None and latest <= end and latest not in seen and near_mint:
         yield {**attributes, "date": latest, "market_price": prices.market, "low_price": prices.low}
