@@ -68,6 +68,24 @@ def test_an_input_that_is_a_directory_is_named_as_one(
     assert err == f"pokewatch: error: --input: {tmp_path} is a directory; give the CSV file in it\n"
 
 
+@pytest.mark.parametrize("command", [["backtest"], ["pipeline", "run", "--source", "csv"]])
+def test_an_input_that_is_a_url_is_refused_naming_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], command: list[str]
+) -> None:
+    # The pipeline took s3:// past its checks, then ran with /cwd/s3:/bucket/prices.csv (a
+    # Path of the URL) and failed in Plan with "No such file"; the csv source reads local files.
+    store = tmp_path / "store"
+    url = "s3://bucket/prices.csv"
+    options = ["--store", str(store)] if command[0] == "pipeline" else []
+    code, _, err = _run(capsys, *command, "--input", url, *options)
+    assert code == 2
+    assert err == (
+        f"pokewatch: error: --input: {url} is not a local file; the csv source reads a file "
+        "on this disk (download it first)\n"
+    )
+    assert not store.exists()
+
+
 def test_backtest_reports_a_bad_file_with_its_lines(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

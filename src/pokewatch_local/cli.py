@@ -67,7 +67,7 @@ def _parser() -> argparse.ArgumentParser:
     invoke.set_defaults(command=_invoke)
 
     backtest = commands.add_parser("backtest", help="walk-forward backtest on a long CSV")
-    backtest.add_argument("--input", required=True, type=Path)
+    backtest.add_argument("--input", required=True)
     backtest.add_argument("--horizon-days", type=_positive, default=None)
     backtest.add_argument("--json", action="store_true", help="print one JSON object")
     backtest.set_defaults(command=_backtest)
@@ -164,12 +164,21 @@ def _settings() -> Any:
         raise CliError(f"settings: {problems(exc)}") from exc
 
 
-def _check_input_file(path: Path) -> None:
-    """A one-line error unless `path` is a file: what it is instead (a folder, or nothing)."""
+def _input_file(text: str) -> Path:
+    """The `--input` file, or a one-line error saying what it is instead (a URL, a folder, or
+    nothing)."""
+    if "://" in text:
+        # A Path of it would be a local name (`s3:/bucket/...`) that is not there.
+        raise CliError(
+            f"--input: {text} is not a local file; the csv source reads a file on this disk "
+            "(download it first)"
+        )
+    path = Path(text)
     if path.is_dir():
         raise CliError(f"--input: {path} is a directory; give the CSV file in it")
     if not path.is_file():
         raise CliError(f"--input: no such file: {path}")
+    return path
 
 
 def _pipeline_run(args: argparse.Namespace) -> int:
@@ -184,12 +193,10 @@ def _pipeline_run(args: argparse.Namespace) -> int:
         raise CliError("--input is read only by --source csv")
     if args.cards and source != "sample":
         raise CliError("--cards sizes only the sample market (--source sample)")
-    if args.input and not args.input.startswith("s3://"):
-        _check_input_file(Path(args.input))
     request = {
         "source": args.source,
         "as_of": args.as_of.isoformat() if args.as_of else None,
-        "input": str(Path(args.input).resolve()) if args.input else None,
+        "input": str(_input_file(args.input).resolve()) if args.input else None,
         "cards": args.cards,
         "history_days": args.history_days,
         "sets": [s.strip() for s in args.sets.split(",") if s.strip()] if args.sets else None,
@@ -269,15 +276,15 @@ def _backtest(args: argparse.Namespace) -> int:
         settings = Settings(**({"horizon_days": args.horizon_days} if args.horizon_days else {}))
     except ValidationError as exc:
         raise CliError(f"settings: {problems(exc)}") from exc
-    _check_input_file(args.input)
+    path = _input_file(args.input)
     try:
-        history = read_long_csv(args.input, settings.csv_max_bad_share).history
+        history = read_long_csv(path, settings.csv_max_bad_share).history
     except SourceError as exc:
         raise CliError(str(exc)) from exc
     try:
         backtest = walk_forward(history, settings)
     except NotEnoughHistory as exc:
-        raise CliError(f"{args.input}: {exc}") from exc
+        raise CliError(f"{path}: {exc}") from exc
     for caveat in backtest.caveats:
         print(f"pokewatch: note: {caveat}", file=sys.stderr)
     metrics = backtest.metrics
