@@ -26,11 +26,15 @@ def _unpacked_root() -> str:
     if not os.path.isdir(root):
         # Unpack beside the target and rename: a concurrent import never sees half a package.
         staging = tempfile.mkdtemp(dir=tempfile.gettempdir(), prefix=f"{__name__}-unpacking-")
-        with zipfile.ZipFile(_ARCHIVE) as archive:
-            archive.extractall(staging)
         try:
+            with zipfile.ZipFile(_ARCHIVE) as archive:
+                archive.extractall(staging)
             os.rename(staging, root)
-        except OSError:  # another process unpacked it first
+        except OSError:
+            if not os.path.isdir(root):
+                raise  # not another process that unpacked it first: the unpacking failed
+        finally:
+            # Nothing is left behind: /tmp outlives a failed start of the environment.
             shutil.rmtree(staging, ignore_errors=True)
     return root
 
