@@ -129,9 +129,13 @@ class ModelLoader:
 
         try:
             threading.Thread(target=refresh, name="model-refresh", daemon=True).start()
-        except BaseException:
+        except BaseException as exc:
             self._lock.release()  # or no refresh would ever run again
-            raise
+            if not isinstance(exc, RuntimeError):
+                raise
+            # No thread to spare ("can't start new thread"): the table in hand still answers,
+            # and the next request tries again.
+            log.warning("model refresh not started: %s", exc)
 
     def _refresh(self) -> None:
         current = self._state.table if self._state else None
