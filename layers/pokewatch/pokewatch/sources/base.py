@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from collections.abc import Iterable
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
+from pydantic import ValidationError
 
 from pokewatch.observations import HISTORY_COLUMNS, TEXT_COLUMNS, PriceObservation
+
+logger = logging.getLogger(__name__)
 
 
 class SourceError(RuntimeError):
@@ -35,11 +39,24 @@ class PriceSource(Protocol):
         ...
 
 
-def observations_to_frame(observations: Iterable[PriceObservation]) -> pd.DataFrame:
-    """A history table from validated observations (the order of `HISTORY_COLUMNS`)."""
-    rows = [o.model_dump() for o in observations]
-    frame = pd.DataFrame(rows, columns=list(HISTORY_COLUMNS))
-    return normalise_history(frame)
+def observations_frame(candidates: Iterable[dict[str, Any]], where: str) -> pd.DataFrame:
+    """A history table of the candidate observations (fields of `PriceObservation`) that
+    validate; the others are logged, naming `where`, and skipped, so that one odd card of an
+    API's answer does not lose a whole set."""
+    rows = []
+    for fields in candidates:
+        try:
+            rows.append(PriceObservation.model_validate(fields).model_dump())
+        except ValidationError as e:
+            first = e.errors()[0]
+            logger.warning(
+                "%s: skipped %s (%s: %s)",
+                where,
+                fields.get("card_id"),
+                ".".join(str(p) for p in first["loc"]),
+                first["msg"],
+            )
+    return normalise_history(pd.DataFrame(rows, columns=list(HISTORY_COLUMNS)))
 
 
 def normalise_history(frame: pd.DataFrame) -> pd.DataFrame:

@@ -16,21 +16,17 @@ The key (header `X-Api-Key`) is optional for pokemontcg.io, which then allows fe
 from __future__ import annotations
 
 import datetime as dt
-import logging
 from collections.abc import Iterable, Iterator
 from typing import Annotated, Any, cast
 
 import pandas as pd
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
-from pokewatch.observations import PriceObservation
 from pokewatch.settings import Settings
-from pokewatch.sources.base import normalise_history, observations_to_frame
+from pokewatch.sources.base import observations_frame
 from pokewatch.sources.http import HttpClient
 from pokewatch.sources.secrets import ApiKey
 from pokewatch.sources.variants import card_print_id, variant_name
-
-logger = logging.getLogger(__name__)
 
 PAGE_SIZE = 250  # the largest page pokemontcg.io serves
 #: Only the card fields the source reads (smaller, faster responses).
@@ -103,25 +99,6 @@ class Page[T](_ApiModel):
     def is_last(self) -> bool:
         """No more pages: the data is exhausted (or the server says so)."""
         return not self.data or self.page * self.page_size >= self.total_count
-
-
-def observations_frame(candidates: Iterable[dict[str, Any]], where: str) -> pd.DataFrame:
-    """A history table of the candidate observations that validate; the others are logged and
-    skipped, so that one odd card does not lose a whole set."""
-    good: list[PriceObservation] = []
-    for fields in candidates:
-        try:
-            good.append(PriceObservation.model_validate(fields))
-        except ValidationError as e:
-            first = e.errors()[0]
-            logger.warning(
-                "%s: skipped %s (%s: %s)",
-                where,
-                fields.get("card_id"),
-                ".".join(str(p) for p in first["loc"]),
-                first["msg"],
-            )
-    return observations_to_frame(good) if good else normalise_history(pd.DataFrame())
 
 
 class PokemonTcgSource:

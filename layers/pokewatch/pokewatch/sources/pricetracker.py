@@ -38,9 +38,8 @@ from pydantic import (
 )
 
 from pokewatch.settings import Settings
-from pokewatch.sources.base import SourceError
+from pokewatch.sources.base import SourceError, observations_frame
 from pokewatch.sources.http import HttpClient
-from pokewatch.sources.pokemontcg import observations_frame
 from pokewatch.sources.secrets import ApiKey
 from pokewatch.sources.variants import card_print_id, variant_name
 
