@@ -110,7 +110,8 @@ class CsvReadResult:
 
 
 def read_long_csv(path: str | Path, max_bad_share: float = 0.05) -> CsvReadResult:
-    """Read a long-format price CSV (plain or `.gz`) into a history table.
+    """Read a long-format price CSV (plain, `.gz`, `.bz2`, `.xz` or a one-file `.zip`; a gzip
+    stream under any name) into a history table.
 
     Rows with a 0 or empty market price carry no price and are dropped silently, as the format
     says; in a number or date column, `MISSING_MARKERS` such as "NA" or "null" count as empty.
