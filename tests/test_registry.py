@@ -44,6 +44,42 @@ def test_promoting_the_model_in_service_again_keeps_the_way_back(
     assert registry.rollback(any_store).version == "v1"
 
 
+def test_rollbacks_undo_a_manual_promotion_then_walk_back_to_the_first_model(
+    any_store: LocalStore | S3Store,
+) -> None:
+    for version in ("v1", "v2", "v3"):
+        _model(any_store, version)
+        registry.promote(any_store, version)
+    registry.promote(any_store, "v2")  # by hand, while v3 is in service
+    # Each rollback undoes one promotion: the manual one, then v3's, then v2's.
+    assert [registry.rollback(any_store).version for _ in range(3)] == ["v3", "v2", "v1"]
+    with pytest.raises(registry.RegistryError, match="no earlier model"):
+        registry.rollback(any_store)
+
+
+def test_a_rollback_after_a_rollback_and_a_promotion_walks_back_to_the_first_model(
+    any_store: LocalStore | S3Store,
+) -> None:
+    for version in ("v1", "v2"):
+        _model(any_store, version)
+        registry.promote(any_store, version)
+    registry.rollback(any_store)
+    _model(any_store, "v3")
+    registry.promote(any_store, "v3")
+    assert registry.rollback(any_store).version == "v1"
+    with pytest.raises(registry.RegistryError, match="no earlier model"):
+        registry.rollback(any_store)
+
+
+def test_a_manual_promotion_records_the_data_date_of_its_serving_file(
+    any_store: LocalStore | S3Store,
+) -> None:
+    _model(any_store, "v1")
+    record = registry.promote(any_store, "v1")
+    table_date = registry.ServingTable.from_bytes(serving_bytes("v1")).facts.data_as_of
+    assert record.data_as_of == table_date
+
+
 def test_cannot_promote_a_version_without_serving_file(any_store: LocalStore | S3Store) -> None:
     with pytest.raises(registry.RegistryError, match="no serving file"):
         registry.promote(any_store, "ghost")

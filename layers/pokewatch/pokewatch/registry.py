@@ -71,40 +71,63 @@ def list_models(store: ArtifactStore) -> list[ModelSummary]:
 def promote(store: ArtifactStore, version: str, *, data_as_of: dt.date | None = None) -> Promotion:
     """Put `version` in service with one atomic write of `models/current.json`. Promoting the
     version already in service changes nothing (a retried Promote, a repeated command): it must
-    not become its own predecessor, which would cut the way back to the models before it."""
+    not become its own predecessor, which would cut the way back to the models before it.
+    `data_as_of` defaults to the serving file's."""
     previous = current(store)
     if previous is not None and previous.version == version:
         return previous
+    table = _servable(store, version)
     return _put_in_service(
-        store, version, previous.version if previous else None, data_as_of=data_as_of
+        store,
+        Promotion(
+            version=version,
+            promoted_at=dt.datetime.now(dt.UTC),
+            previous_version=previous.version if previous else None,
+            data_as_of=data_as_of or table.facts.data_as_of,
+        ),
     )
 
 
 def rollback(store: ArtifactStore) -> Promotion:
-    """Put back in service the model that was in service before the current one; repeated
-    rollbacks walk further back through the promotion log."""
+    """Undo the promotion of the model in service: put back the one in service before it, as it
+    stood then. Repeated rollbacks undo one promotion each, back to the first model, also when a
+    model was promoted by hand a second time (its newest promotion is not the one to go back to).
+    """
     in_service = current(store)
     if in_service is None or in_service.previous_version is None:
         raise RegistryError("there is no earlier model to roll back to")
-    earlier = next(
-        (p for p in reversed(_read_log(store)) if p.version == in_service.previous_version), None
+    log = _read_log(store)
+    # Where the promotion in service stands in the log; an older log without it: its end.
+    undone = next(
+        (i for i, p in enumerate(log) if p.promoted_at == in_service.original_promoted_at),
+        len(log),
     )
+    earlier = next(
+        (p for p in reversed(log[:undone]) if p.version == in_service.previous_version), None
+    )
+    version = in_service.previous_version
+    table = _servable(store, version)
     return _put_in_service(
         store,
-        in_service.previous_version,
-        earlier.previous_version if earlier else None,
-        data_as_of=earlier.data_as_of if earlier else None,
+        Promotion(
+            version=version,
+            promoted_at=dt.datetime.now(dt.UTC),
+            previous_version=earlier.previous_version if earlier else None,
+            data_as_of=(earlier.data_as_of if earlier else None) or table.facts.data_as_of,
+            restores=earlier.original_promoted_at if earlier else None,
+        ),
     )
 
 
-def _put_in_service(
-    store: ArtifactStore, version: str, previous_version: str | None, *, data_as_of: dt.date | None
-) -> Promotion:
+def _servable(store: ArtifactStore, version: str) -> ServingTable:
+    """The serving table of `version`, or a RegistryError saying why it cannot be put in service."""
     if version in ("", ".", "..") or "/" in version:
         # A version is one segment of `models/<version>/`; a path would name another key.
         raise RegistryError(f"not a model version: {version!r} (`pokewatch models list`)")
     try:
-        ServingTable.from_bytes(store.get_bytes(keys.model_artifact(version, keys.SERVING_FILE)))
+        return ServingTable.from_bytes(
+            store.get_bytes(keys.model_artifact(version, keys.SERVING_FILE))
+        )
     except ArtifactNotFound:
         raise RegistryError(
             f"model {version!r} has no serving file; it cannot be put in service"
@@ -112,12 +135,9 @@ def _put_in_service(
     except ServingFormatError as exc:
         # The API could not load it: every new cold start would answer 503.
         raise RegistryError(f"model {version!r} cannot be put in service: {exc}") from exc
-    record = Promotion(
-        version=version,
-        promoted_at=dt.datetime.now(dt.UTC),
-        previous_version=previous_version,
-        data_as_of=data_as_of,
-    )
+
+
+def _put_in_service(store: ArtifactStore, record: Promotion) -> Promotion:
     log = _read_log(store)
     log.append(record)
     store.put_bytes(PROMOTION_LOG, _LOG.dump_json(log, indent=1), "application/json")
