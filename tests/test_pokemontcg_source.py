@@ -83,6 +83,23 @@ def test_collect_walks_every_page_and_keeps_one_row_per_priced_variant(
 
 
 @responses.activate
+def test_pages_without_a_total_count_are_walked_until_a_short_one(
+    source: PokemonTcgSource,
+) -> None:
+    for page in (1, 2):
+        body = fixture(f"cards_sv1_page{page}.json")
+        del body["totalCount"]
+        responses.get(f"{BASE}/cards", json=body, match=[cards_query("sv1", page)])
+    last = {"data": [], "page": 3, "pageSize": 2, "count": 0}
+    responses.get(f"{BASE}/cards", json=last, match=[cards_query("sv1", 3)])
+
+    rows = source.collect("sv1", dt.date(2024, 6, 1), dt.date(2024, 6, 1))
+
+    assert len(rows) == 4
+    assert len(responses.calls) == 3
+
+
+@responses.activate
 def test_it_cannot_backfill_a_range_that_ends_before_the_snapshot(
     source: PokemonTcgSource,
 ) -> None:

@@ -93,12 +93,17 @@ class Page[T](_ApiModel):
     page: int = 1
     page_size: int = Field(default=PAGE_SIZE, alias="pageSize")
     count: int = 0
-    total_count: int = Field(default=0, alias="totalCount")
+    total_count: int | None = Field(default=None, alias="totalCount")
 
     @property
     def is_last(self) -> bool:
-        """No more pages: the data is exhausted (or the server says so)."""
-        return not self.data or self.page * self.page_size >= self.total_count
+        """No more pages: the data is exhausted, the server's total is reached, or (without a
+        total) the page is short."""
+        if not self.data:
+            return True
+        if self.total_count is None:
+            return len(self.data) < self.page_size
+        return self.page * self.page_size >= self.total_count
 
 
 class PokemonTcgSource:
