@@ -76,6 +76,7 @@ def measure(build_dir: Path) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Print the sizes of a `sam build` as JSON; exit 1 when a function is over its limit."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--build-dir", type=Path, default=Path(".aws-sam/build"))
     args = parser.parse_args(argv)

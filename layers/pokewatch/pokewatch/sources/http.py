@@ -1,9 +1,10 @@
 """The one HTTP client of the API price sources: timeouts, retries with backoff, typed JSON.
 
-Retried: connection errors, timeouts, 429 and 5xx, with exponential backoff and full jitter
-(a random wait between 0 and `base * 2**attempt`, capped), or the server's `Retry-After` (seconds
-or an HTTP date) when it sends one. When the attempts run out, or the server asks for a longer
-pause than the cap, the client raises `TransientSourceError`, so that the state machine's
+Retried: connection errors, timeouts and the statuses of `RETRYABLE_STATUSES` (408, 425, 429,
+500, 502, 503, 504; not every 5xx: 501 or 505 will not change), with exponential backoff and full
+jitter (a random wait between 0 and `base * 2**attempt`, capped), or the server's `Retry-After`
+(seconds or an HTTP date) when it sends one. When the attempts run out, or the server asks for a
+longer pause than the cap, the client raises `TransientSourceError`, so that the state machine's
 `Retry` takes over with its own, longer backoff.
 Any other 4xx (401, 403, 404, ...) and a body that is not the expected JSON are
 `SourceError`: retrying cannot cure them.
