@@ -162,6 +162,9 @@ HOSTILE_BODIES = [
     ('{"card_id": {"$ne": null}}', 422, "card_id"),
     ("{}", 422, "card_id"),
     ("[]", 422, "body"),
+    # Powertools reads a list body as its first element: a list must not be taken for the object.
+    ('[{"card_id": "sv1-0000_holofoil"}]', 422, "body"),
+    ('[{"card_id": "nope-1_holofoil"}, {"card_id": "sv1-0000_holofoil"}]', 422, "body"),
     ('"x"', 422, "body"),
     ("42", 422, "body"),
     ("null", 422, "body"),

@@ -415,8 +415,17 @@ def test_batch_of_100_is_answered_and_101_is_rejected(api: ModuleType) -> None:
         ('{"items": [{"card_id": "sv1-0000_holofoil"}], "more": 1}', 422),
         ('{"items": [' + ",".join(['{"card_id": "sv1-0000_holofoil"}'] * 3000) + "]}", 413),
         ("[" + "{}," * 100 + "{}]", 422),
+        ('[{"items": [{"card_id": "sv1-0000_holofoil"}]}]', 422),
     ],
-    ids=["empty", "no items", "items not a list", "unknown field", "huge", "top-level list"],
+    ids=[
+        "empty",
+        "no items",
+        "items not a list",
+        "unknown field",
+        "huge",
+        "top-level list",
+        "batch in a list",
+    ],
 )
 def test_malformed_batches_are_4xx(api: ModuleType, raw: str, status: int) -> None:
     assert_error(*invoke(api, "POST", "/predict/batch", raw_body=raw), status)

@@ -63,7 +63,13 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from pokewatch import api_docs, prediction
 from pokewatch.api_docs import KEYED, route_responses
-from pokewatch.api_errors import NOT_JSON, checked_content_type, error_response, request_problems
+from pokewatch.api_errors import (
+    NOT_JSON,
+    checked_content_type,
+    error_response,
+    invalid_request,
+    request_problems,
+)
 from pokewatch.api_schemas import (
     BatchRequest,
     BatchResponse,
@@ -71,7 +77,9 @@ from pokewatch.api_schemas import (
     CardDetail,
     CardPage,
     ErrorBody,
+    ErrorDetail,
     Health,
+    NotAnObject,
     Prediction,
     PredictRequest,
     parse_json_body,
@@ -96,9 +104,12 @@ def _table() -> ServingTable:
 # --- errors --------------------------------------------------------------------------------------
 @app.exception_handler(RequestValidationError)
 def _invalid_request(exc: RequestValidationError) -> Response:
-    details = request_problems(list(exc.errors()))
-    summary = "; ".join(f"{d.field}: {d.problem}" for d in details)
-    return error_response(422, "invalid_request", f"invalid request: {summary}", details)
+    return invalid_request(request_problems(list(exc.errors())))
+
+
+@app.exception_handler(NotAnObject)
+def _not_an_object(exc: NotAnObject) -> Response:
+    return invalid_request([ErrorDetail(field="body", problem=str(exc))])
 
 
 @app.exception_handler(RequestUnsupportedContentType)

@@ -39,6 +39,12 @@ def error_response(
     return Response(status, "application/json", body.model_dump(exclude_none=True), headers)
 
 
+def invalid_request(details: list[ErrorDetail]) -> Response:
+    """The 422 answer to a request with invalid fields, each named with its problem."""
+    summary = "; ".join(f"{d.field}: {d.problem}" for d in details)
+    return error_response(422, "invalid_request", f"invalid request: {summary}", details)
+
+
 def _failure(
     status: int, code: str, message: str, details: list[ErrorDetail] | None = None
 ) -> ErrorBody:

@@ -39,6 +39,10 @@ class BodyTooLarge(ValueError):
     """A request body over MAX_BODY_CHARS (a 413)."""
 
 
+class NotAnObject(ValueError):
+    """A request body that is JSON but not an object, which every body of this API is (a 422)."""
+
+
 class _Rejected(ValueError):
     """Valid for Python's json module, but not JSON this API accepts."""
 
@@ -63,14 +67,15 @@ def _no_constant(name: str) -> Any:
 def parse_json_body(text: str) -> Any:
     """Parse a request body as strict JSON.
 
-    Raises BodyTooLarge, or json.JSONDecodeError (which the event handler turns into a 422)
-    for malformed JSON, duplicate keys, NaN / Infinity, integers of more digits than Python
-    converts and nesting deeper than the parser's stack.
+    Raises BodyTooLarge, NotAnObject for a body that is not a JSON object, or
+    json.JSONDecodeError (which the event handler turns into a 422) for malformed JSON, duplicate
+    keys, NaN / Infinity, integers of more digits than Python converts and nesting deeper than the
+    parser's stack.
     """
     if len(text) > MAX_BODY_CHARS:
         raise BodyTooLarge(f"request body has {len(text)} characters; at most {MAX_BODY_CHARS}")
     try:
-        return json.loads(text, object_pairs_hook=_unique_keys, parse_constant=_no_constant)
+        value = json.loads(text, object_pairs_hook=_unique_keys, parse_constant=_no_constant)
     except json.JSONDecodeError:
         raise
     except _Rejected as exc:
@@ -80,6 +85,11 @@ def parse_json_body(text: str) -> Any:
     except ValueError:
         # int() refuses more digits than Python's conversion limit with a bare ValueError.
         raise json.JSONDecodeError("a number has too many digits", text, 0) from None
+    # Powertools validates a list body as its first element: `[{...}, {...}]` sent to /predict
+    # would be answered for one item, the others silently dropped.
+    if not isinstance(value, dict):
+        raise NotAnObject("the request body must be a JSON object")
+    return value
 
 
 class ApiSchema(BaseModel):
