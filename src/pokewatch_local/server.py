@@ -79,7 +79,7 @@ class ApiGatewayApp:
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         method = environ["REQUEST_METHOD"].upper()
-        path = environ.get("PATH_INFO") or "/"
+        path = _request_path(environ)
         length = int(environ.get("CONTENT_LENGTH") or 0)
         if length > MAX_BODY_BYTES:
             return _answer(start_response, 413, {"message": "Request Too Long"})
@@ -117,6 +117,13 @@ class ApiGatewayApp:
         took_ms = (time.perf_counter() - started) * 1000
         print(f"{method} {path} → {response.get('statusCode')} ({took_ms:.1f} ms)", flush=True)
         return _proxy_answer(start_response, response)
+
+
+def _request_path(environ: dict[str, Any]) -> str:
+    """The request's path decoded as UTF-8, as API Gateway puts it in the event: WSGI gives the
+    percent-decoded bytes as latin-1 text (PEP 3333), which made `/cards/%E3%83%94` mojibake."""
+    raw = environ.get("PATH_INFO") or "/"
+    return raw.encode("latin-1").decode("utf-8", errors="replace")
 
 
 def _status_line(status: int) -> str:
