@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from pokewatch.store import ArtifactNotFound, LocalStore, S3Store, open_store
@@ -49,6 +51,18 @@ def test_open_store_by_uri(tmp_path) -> None:
     assert isinstance(open_store(str(tmp_path)), LocalStore)
     with pytest.raises(ValueError, match="no bucket"):
         open_store("s3://")
+
+
+@pytest.mark.parametrize("uri", ["", "  ", "file:///tmp/store", "S3://bucket", "gs://bucket"])
+def test_a_store_uri_that_names_no_directory_or_bucket_is_refused(
+    uri: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Taken as a directory, "" was the working directory (a run wrote raw/, models/ into the
+    # checkout) and "file:///tmp/store" a folder "file:" under it: both read as an empty store.
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ValueError, match=r"a directory or s3://bucket\[/prefix\]"):
+        open_store(uri)
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_s3_store_fails_over_quickly_on_a_silent_connection(s3_store: S3Store) -> None:

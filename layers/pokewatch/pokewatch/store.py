@@ -156,10 +156,15 @@ def _aws_session() -> BotocoreSession:
 
 
 def open_store(uri: str) -> ArtifactStore:
-    """The store named by a URI: `s3://bucket[/prefix]` or a local directory path."""
+    """The store named by a URI: `s3://bucket[/prefix]` or a local directory path.
+
+    ValueError for an empty URI or another scheme: read as a directory, "" is the working
+    directory and `file:///x` a folder `file:` in it, each an empty store that runs write into."""
     if uri.startswith("s3://"):
         parsed = urlparse(uri)
         if not parsed.netloc:
             raise ValueError(f"store URI has no bucket: {uri!r}")
         return S3Store(parsed.netloc, parsed.path)
+    if not uri.strip() or "://" in uri:
+        raise ValueError(f"store {uri!r}: give a directory or s3://bucket[/prefix]")
     return LocalStore(uri)
