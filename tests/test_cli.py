@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from market_fixtures import synthetic_market
+from moto import mock_aws
 
 from pokewatch_local.cli import main
 
@@ -193,6 +194,20 @@ def test_a_store_that_is_a_file_is_one_line_naming_it(
     code, _, err = _run(capsys, *argv, "--store", str(not_a_directory))
     assert code == 2
     assert f"{not_a_directory}" in err and "not a directory" in err
+
+
+@pytest.mark.parametrize(
+    "argv", [["models", "list"], ["models", "rollback"], ["models", "promote", "v1"]]
+)
+def test_a_store_that_cannot_be_reached_is_one_line_naming_it(
+    capsys: pytest.CaptureFixture[str], argv: list[str]
+) -> None:
+    # A bucket that does not exist, or no credentials: it was a botocore traceback.
+    with mock_aws():
+        code, _, err = _run(capsys, *argv, "--store", "s3://no-such-bucket/dev")
+    assert code == 2
+    assert err.startswith("pokewatch: error: store s3://no-such-bucket/dev: ")
+    assert "NoSuchBucket" in err and len(err.strip().splitlines()) == 1
 
 
 def test_an_input_for_a_source_that_does_not_read_it_is_refused(

@@ -8,7 +8,7 @@ import datetime as dt
 import json
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -296,10 +296,24 @@ def _backtest(args: argparse.Namespace) -> int:
     return 0
 
 
+@contextlib.contextmanager
+def _store_errors(uri: str) -> Iterator[None]:
+    """A store that cannot be read or written (no such bucket, no credentials, a folder without
+    permission) as one line naming it, not a botocore traceback."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        yield
+    except (BotoCoreError, ClientError, OSError) as exc:
+        raise CliError(f"store {uri}: {exc}") from exc
+
+
 def _models_list(args: argparse.Namespace) -> int:
     from pokewatch import registry
 
-    for model in registry.list_models(_open_store(args.store)):
+    with _store_errors(args.store):
+        models = registry.list_models(_open_store(args.store))
+    for model in models:
         backtest = (model.metrics or {}).get("backtest", {})
         gate = (model.metrics or {}).get("gate", {})
         marker = "*" if model.in_service else " "
@@ -315,7 +329,8 @@ def _models_promote(args: argparse.Namespace) -> int:
     from pokewatch import registry
 
     try:
-        record = registry.promote(_open_store(args.store), args.version)
+        with _store_errors(args.store):
+            record = registry.promote(_open_store(args.store), args.version)
     except registry.RegistryError as exc:
         raise CliError(str(exc)) from exc
     print(f"in service: {record.version} (previous: {record.previous_version})")
@@ -326,7 +341,8 @@ def _models_rollback(args: argparse.Namespace) -> int:
     from pokewatch import registry
 
     try:
-        record = registry.rollback(_open_store(args.store))
+        with _store_errors(args.store):
+            record = registry.rollback(_open_store(args.store))
     except registry.RegistryError as exc:
         raise CliError(str(exc)) from exc
     print(f"rolled back: {record.version} is in service")
