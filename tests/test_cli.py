@@ -31,6 +31,44 @@ def test_invoke_with_malformed_event_names_file_and_line(
     assert f"{event}:3:" in err
 
 
+def test_invoke_with_an_event_that_is_not_utf8_names_the_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    event = tmp_path / "bad.json"
+    event.write_bytes(b'{"source": "\xff"}')
+    code, _, err = _run(capsys, "invoke", "plan", "--event", str(event), "--store", str(tmp_path))
+    assert code == 2
+    assert err.startswith(f"pokewatch: error: --event: {event}: not UTF-8")
+
+
+@pytest.mark.parametrize("event", ["[1, 2]", '"x"', '{"httpMethod": "GET"}', "{}"])
+def test_invoke_of_a_function_that_fails_answers_as_lambda_does(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], event: str
+) -> None:
+    # An event the api function cannot take: it was a Python traceback. Lambda answers the
+    # error as the payload (stdout) and the command names the function, its error and the file.
+    path = tmp_path / "event.json"
+    path.write_text(event)
+    code, out, err = _run(capsys, "invoke", "api", "--event", str(path), "--store", str(tmp_path))
+    assert code == 1
+    answer = json.loads(out)
+    assert set(answer) == {"errorMessage", "errorType", "stackTrace"}
+    last = err.strip().splitlines()[-1]
+    assert last.startswith(f"pokewatch: error: api failed on {path}: {answer['errorType']}: ")
+
+
+def test_invoke_of_a_step_with_an_invalid_event_names_its_fields_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "event.json"
+    path.write_text('{"set_id": 5}')
+    code, _, err = _run(capsys, "invoke", "collect", "--event", str(path), "--store", str(tmp_path))
+    assert code == 1
+    last = err.strip().splitlines()[-1]
+    assert last.startswith(f"pokewatch: error: collect failed on {path}: invalid event: ")
+    assert "set_id: " in last and "errors.pydantic.dev" not in err
+
+
 def test_invoke_unknown_function_lists_the_known_ones(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -244,6 +244,8 @@ def _invoke(args: argparse.Namespace) -> int:
             event = json.loads(args.event.read_text())
         except OSError as exc:
             raise CliError(f"--event: cannot read {args.event}: {exc.strerror}") from exc
+        except UnicodeDecodeError as exc:
+            raise CliError(f"--event: {args.event}: not UTF-8 (byte {exc.start})") from exc
         except json.JSONDecodeError as exc:
             raise CliError(f"--event: {args.event}:{exc.lineno}:{exc.colno}: {exc.msg}") from exc
     store = _open_store(args.store)
@@ -255,10 +257,46 @@ def _invoke(args: argparse.Namespace) -> int:
     except TemplateError as exc:
         raise CliError(str(exc)) from exc
     # As `sam local invoke` does: the function's logs on stderr, its answer alone on stdout.
+    failure: Exception | None = None
     with contextlib.redirect_stdout(sys.stderr):
-        result = LocalLambda(template, {"POKEWATCH_STORE": store.uri}).invoke(spec, event)
-    print(json.dumps(result, indent=1, default=str))
-    return 0
+        try:
+            result = LocalLambda(template, {"POKEWATCH_STORE": store.uri}).invoke(spec, event)
+        except Exception as exc:
+            failure = exc
+    if failure is None:
+        print(json.dumps(result, indent=1, default=str))
+        return 0
+    # A handler that raised: Lambda answers with the error as the payload, not a traceback.
+    print(json.dumps(_lambda_error(failure), indent=1))
+    event_file = f" on {args.event}" if args.event else " on the event {}"
+    print(
+        f"pokewatch: error: {args.function} failed{event_file}: {_error_line(failure)}",
+        file=sys.stderr,
+    )
+    return 1
+
+
+def _error_line(exc: Exception) -> str:
+    """An exception in one line: a step's invalid event by field (pydantic's message is several
+    lines with a link), anything else as its class and message."""
+    from pydantic import ValidationError
+
+    from pokewatch.validation import problems
+
+    if isinstance(exc, ValidationError):
+        return f"invalid event: {problems(exc, whole='event')}"
+    return f"{type(exc).__name__}: {' '.join(str(exc).split())}"
+
+
+def _lambda_error(exc: Exception) -> dict[str, Any]:
+    """The payload Lambda answers for an invocation whose Python handler raised `exc`."""
+    import traceback
+
+    return {
+        "errorMessage": str(exc),
+        "errorType": type(exc).__name__,
+        "stackTrace": traceback.format_tb(exc.__traceback__),
+    }
 
 
 def _backtest(args: argparse.Namespace) -> int:
