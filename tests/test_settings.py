@@ -49,3 +49,21 @@ def test_an_invalid_variable_names_its_field(no_pokewatch_environment: pytest.Mo
     no_pokewatch_environment.setenv("POKEWATCH_HORIZON_DAYS", "0")
     with pytest.raises(ValidationError, match="horizon_days"):
         Settings()
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("POKEWATCH_BUY_THRESHOLD", "0.10"),  # 10% below written without its sign: all BUY
+        ("POKEWATCH_BUY_THRESHOLD", "-10"),  # a percentage: a price never falls 1000%, no BUY
+        ("POKEWATCH_SELL_THRESHOLD", "-0.05"),  # a card at its expected price was a SELL
+        ("POKEWATCH_SELL_THRESHOLD", "0"),
+    ],
+)
+def test_signal_thresholds_are_a_fall_and_a_rise(
+    no_pokewatch_environment: pytest.MonkeyPatch, variable: str, value: str
+) -> None:
+    # Out of these bounds the rule answered BUY for every card or never, without a word.
+    no_pokewatch_environment.setenv(variable, value)
+    with pytest.raises(ValidationError, match=variable.lower().removeprefix("pokewatch_")):
+        Settings()

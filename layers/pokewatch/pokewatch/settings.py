@@ -53,8 +53,11 @@ class Settings(BaseModel):
     history_window_days: int = Field(default=730, ge=1)
     horizon_days: int = Field(default=28, ge=1, le=365)
     interval_level: float = Field(default=0.80, gt=0, lt=1)
-    buy_threshold: float = -0.10
-    sell_threshold: float = 0.15
+    #: BUY at or below this deviation from the expected price, SELL at or above the other: a
+    #: fall and a rise as fractions (-0.10, 0.15). A fall written without its sign (0.10) made
+    #: every card a BUY, a percentage (-10) no card ever.
+    buy_threshold: float = Field(default=-0.10, gt=-1, lt=0)
+    sell_threshold: float = Field(default=0.15, gt=0)
     #: How many days of per-card history the serving file keeps (for `/cards/{id}`, `date=`).
     serving_history_days: int = Field(default=120, ge=1)
 
