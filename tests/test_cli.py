@@ -280,6 +280,16 @@ def test_serve_on_a_port_it_cannot_have_is_one_line_naming_it(
     assert f"127.0.0.1:{port}" in err and "in use" in err
 
 
+def test_serve_on_a_host_that_does_not_resolve_is_one_line_naming_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Waitress's ValueError "Invalid host/port specified." was a traceback.
+    code, _, err = _run(capsys, "serve", "--host", "no-such-host.invalid", "--store", str(tmp_path))
+    assert code == 2
+    assert err.startswith("pokewatch: error: cannot serve on no-such-host.invalid:3000: ")
+    assert len(err.strip().splitlines()) == 1
+
+
 def test_a_failed_set_is_named_with_the_message_of_its_error(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -225,6 +225,11 @@ def _serve(args: argparse.Namespace) -> int:
         server = make_server(ApiGatewayApp(template, lambdas), args.host, args.port)
     except OSError as exc:
         raise CliError(f"cannot serve on {args.host}:{args.port}: {exc.strerror}") from exc
+    except ValueError as exc:  # waitress's answer to a host name that does not resolve
+        raise CliError(
+            f"cannot serve on {args.host}:{args.port}: {exc} (not an address or a host name "
+            "this machine resolves)"
+        ) from exc
     url = f"http://{args.host}:{server.effective_port}"
     print(f"PokeWatch API on {url} (store {store.uri})")
     print(f"  try: curl {url}/health   (Ctrl-C stops)", flush=True)
