@@ -11,13 +11,14 @@ STAMP := $(VENV)/.installed
 STORE ?= .pokewatch/store
 CARDS ?= 300
 HISTORY_DAYS ?= 400
+PORT ?= 3000
 ENV ?= default
 ARCH ?= x86_64
 
 .PHONY: help venv run test lint format validate build size smoke bench deploy clean
 
 help:
-	@echo "make run       run the pipeline on the sample market, then serve the API on :3000"
+	@echo "make run       run the pipeline on the sample market, then serve the API on :3000 (PORT=)"
 	@echo "make test      ruff, mypy, then the whole test suite (what CI runs)"
 	@echo "make lint      ruff + mypy + sam validate --lint + cfn-lint"
 	@echo "make build     sam build (x86_64 here; ARCH=arm64 for the default deploy)"
@@ -46,7 +47,7 @@ venv: $(STAMP)
 
 run: $(STAMP)
 	$(BIN)/pokewatch pipeline run --source sample --store $(STORE) --cards $(CARDS) --history-days $(HISTORY_DAYS)
-	$(BIN)/pokewatch serve --store $(STORE) --host 127.0.0.1 --port 3000
+	$(BIN)/pokewatch serve --store $(STORE) --host 127.0.0.1 --port $(PORT)
 
 test: $(STAMP) $(SAM)
 	$(BIN)/ruff check .

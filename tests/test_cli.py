@@ -290,6 +290,16 @@ def test_serve_on_a_host_that_does_not_resolve_is_one_line_naming_it(
     assert len(err.strip().splitlines()) == 1
 
 
+def test_make_run_serves_on_the_port_it_is_given() -> None:
+    # It was always 3000: with that port taken, `make run` trained for a minute and then failed.
+    root = Path(__file__).resolve().parents[1]
+    dry = subprocess.run(
+        ["make", "-n", "run", "PORT=3123"], cwd=root, capture_output=True, text=True, check=True
+    )
+    serve = [line for line in dry.stdout.splitlines() if "pokewatch serve" in line]
+    assert len(serve) == 1 and serve[0].endswith("--port 3123"), dry.stdout
+
+
 def test_a_failed_set_is_named_with_the_message_of_its_error(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
