@@ -171,6 +171,8 @@ def test_listing_pages_through_every_card_once_in_id_order(api: ModuleType) -> N
         ({"q": "0003_holo"}, {card_id_of(3)}),
         ({"q": "nidoran♀ 4"}, {card_id_of(4)}),
         ({"q": ""}, {card_id_of(i) for i in range(N_CARDS)}),
+        ({"set": ""}, {card_id_of(i) for i in range(N_CARDS)}),
+        ({"set": "", "q": "FLABÉBÉ"}, {card_id_of(i) for i in range(1, N_CARDS, 6)}),
     ],
 )
 def test_listing_filters_by_set_and_name(
