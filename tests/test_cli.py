@@ -248,6 +248,16 @@ def test_a_store_that_cannot_be_reached_is_one_line_naming_it(
     assert "NoSuchBucket" in err and len(err.strip().splitlines()) == 1
 
 
+def test_models_list_of_a_damaged_pointer_is_one_line_naming_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / "current.json").write_text("garbage")
+    code, _, err = _run(capsys, "models", "list", "--store", str(tmp_path))
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert "models/current.json" in err and "models promote" in err
+
+
 def test_an_input_for_a_source_that_does_not_read_it_is_refused(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -120,3 +120,31 @@ def test_a_version_that_is_not_one_key_segment_is_refused(
     with pytest.raises(registry.RegistryError, match="not a model version"):
         registry.promote(any_store, version)
     assert registry.current(any_store) is None
+
+
+@pytest.mark.parametrize("record", [b"garbage", b"{}", b'{"version": 3}'])
+def test_a_damaged_pointer_is_named_and_a_promotion_replaces_it(
+    local_store: LocalStore, record: bytes
+) -> None:
+    # A hand-edited or truncated models/current.json was a pydantic traceback in every command.
+    for version in ("v1", "v2"):
+        _model(local_store, version)
+    registry.promote(local_store, "v1")
+    local_store.put_bytes(keys.CURRENT_MODEL, record)
+    for read in (registry.current, registry.list_models, registry.rollback):
+        with pytest.raises(registry.RegistryError, match=f"{keys.CURRENT_MODEL} .*models promote"):
+            read(local_store)
+    # Promoting is the way to repair it: there is no model in service to keep a way back to.
+    assert registry.promote(local_store, "v2").version == "v2"
+    assert registry.current(local_store).version == "v2"
+
+
+def test_a_damaged_promotion_log_or_metrics_file_is_named(local_store: LocalStore) -> None:
+    for version in ("v1", "v2"):
+        _model(local_store, version)
+        registry.promote(local_store, version)
+    local_store.put_bytes(keys.model_artifact("v1", "metrics.json"), b"{truncated")
+    assert [m.metrics for m in registry.list_models(local_store)] == [None, {"backtest": {}}]
+    local_store.put_bytes(registry.PROMOTION_LOG, b"[{")
+    with pytest.raises(registry.RegistryError, match=registry.PROMOTION_LOG):
+        registry.rollback(local_store)

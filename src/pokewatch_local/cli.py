@@ -354,8 +354,11 @@ def _store_errors(uri: str) -> Iterator[None]:
 def _models_list(args: argparse.Namespace) -> int:
     from pokewatch import registry
 
-    with _store_errors(args.store):
-        models = registry.list_models(_open_store(args.store))
+    try:
+        with _store_errors(args.store):
+            models = registry.list_models(_open_store(args.store))
+    except registry.RegistryError as exc:
+        raise CliError(str(exc)) from exc
     for model in models:
         backtest = (model.metrics or {}).get("backtest", {})
         gate = (model.metrics or {}).get("gate", {})

@@ -6,12 +6,13 @@ from __future__ import annotations
 import datetime as dt
 import json
 
-from pydantic import BaseModel, TypeAdapter
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from pokewatch import keys
 from pokewatch.promotion import Promotion
 from pokewatch.serving import ServingFormatError, ServingTable
 from pokewatch.store import ArtifactNotFound, ArtifactStore
+from pokewatch.validation import problems
 
 PROMOTION_LOG = "models/promotions.json"
 _LOG = TypeAdapter(list[Promotion])
@@ -30,12 +31,25 @@ class ModelSummary(BaseModel):
     metrics: dict | None = None
 
 
+class DamagedRecord(RegistryError):
+    """A registry file that is there but cannot be read (edited by hand, truncated)."""
+
+
 def current(store: ArtifactStore) -> Promotion | None:
-    """The promotion record of the model in service, or None when no model is in service."""
+    """The promotion record of the model in service, or None when no model is in service;
+    DamagedRecord if `models/current.json` is not one."""
     try:
-        return Promotion.model_validate_json(store.get_bytes(keys.CURRENT_MODEL))
+        data = store.get_bytes(keys.CURRENT_MODEL)
     except ArtifactNotFound:
         return None
+    try:
+        return Promotion.model_validate_json(data)
+    except ValidationError as exc:
+        raise DamagedRecord(
+            f"{keys.CURRENT_MODEL} in {store.uri} is not a promotion record "
+            f"({problems(exc, whole='record')}); put a model in service with "
+            "`pokewatch models promote VERSION`"
+        ) from None
 
 
 def versions(store: ArtifactStore) -> list[str]:
@@ -55,7 +69,7 @@ def list_models(store: ArtifactStore) -> list[ModelSummary]:
     for version in versions(store):
         try:
             metrics = json.loads(store.get_bytes(keys.model_artifact(version, "metrics.json")))
-        except ArtifactNotFound:
+        except (ArtifactNotFound, ValueError):  # a damaged file lists as "no metrics"
             metrics = None
         summaries.append(
             ModelSummary(
@@ -73,7 +87,10 @@ def promote(store: ArtifactStore, version: str, *, data_as_of: dt.date | None = 
     version already in service changes nothing (a retried Promote, a repeated command): it must
     not become its own predecessor, which would cut the way back to the models before it.
     `data_as_of` defaults to the serving file's."""
-    previous = current(store)
+    try:
+        previous = current(store)
+    except DamagedRecord:
+        previous = None  # no model is in service to keep a way back to: this repairs the pointer
     if previous is not None and previous.version == version:
         return previous
     table = _servable(store, version)
@@ -150,6 +167,12 @@ def _put_in_service(store: ArtifactStore, record: Promotion) -> Promotion:
 
 def _read_log(store: ArtifactStore) -> list[Promotion]:
     try:
-        return _LOG.validate_json(store.get_bytes(PROMOTION_LOG))
+        data = store.get_bytes(PROMOTION_LOG)
     except ArtifactNotFound:
         return []
+    try:
+        return _LOG.validate_json(data)
+    except ValidationError as exc:
+        raise DamagedRecord(
+            f"{PROMOTION_LOG} in {store.uri} is not a promotion log ({problems(exc, whole='log')})"
+        ) from None
