@@ -41,6 +41,8 @@ def test_invoke_with_an_event_that_is_not_utf8_names_the_file(
     assert err.startswith(f"pokewatch: error: --event: {event}: not UTF-8")
 
 
+# The api handler raised before adding its metrics, which Powertools then warns of.
+@pytest.mark.filterwarnings("ignore:No application metrics:UserWarning")
 @pytest.mark.parametrize("event", ["[1, 2]", '"x"', '{"httpMethod": "GET"}', "{}"])
 def test_invoke_of_a_function_that_fails_answers_as_lambda_does(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], event: str
