@@ -157,7 +157,7 @@ def test_an_interval_that_holds_only_on_average_fails_unless_the_miss_is_noise()
     assert check.value == pytest.approx(0.14)
     assert check.threshold == pytest.approx(0.10 + 2 * 0.01)
     assert failed.reasons == [
-        "interval_coverage_by_width: 0.14 fails |interval_coverage − 0.8| of width fifth 1/5"
+        "interval_coverage_by_width: 0.14 fails |0.660 − 0.8| of width fifth 1/5"
         " (1: narrowest) vs interval_coverage_tolerance + interval_noise_sigmas × its s.e."
         " <= 0.12"
     ]
@@ -170,6 +170,14 @@ def test_an_interval_that_holds_only_on_average_fails_unless_the_miss_is_noise()
     assert evaluate_gate(small, None, SETTINGS, card_coverage=0.9).passed
     strict = SETTINGS.model_copy(update={"interval_noise_sigmas": 0.0})
     assert not evaluate_gate(small, None, strict, card_coverage=0.9).passed
+
+
+def test_a_coverage_reason_shows_the_coverage_measured_not_only_its_distance() -> None:
+    # An interval of width 0 covers nothing: the reason must read 0, not "0.8 fails".
+    failed = evaluate_gate(
+        metrics(interval_coverage=0.0, interval_coverage_by_width=[0.0] * 5), None, SETTINGS, 0.9
+    )
+    assert failed.reasons[0] == "interval_coverage: 0.8 fails |0.000 − 0.8| <= 0.1"
 
 
 def test_the_fifth_judged_is_the_one_furthest_beyond_its_noise() -> None:

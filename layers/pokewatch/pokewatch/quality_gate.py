@@ -76,7 +76,7 @@ def _worst_width_part(candidate: BacktestMetrics, settings: Settings) -> GateChe
         "interval_coverage_by_width",
         abs(coverage - level),
         settings.interval_coverage_tolerance + sigmas * error,
-        f"|interval_coverage − {level}| of width fifth {part + 1}/{len(errors)} (1: narrowest)"
+        f"|{coverage:.3f} − {level}| of width fifth {part + 1}/{len(errors)} (1: narrowest)"
         " vs interval_coverage_tolerance + interval_noise_sigmas × its s.e.",
     )
     return check
@@ -108,7 +108,7 @@ def evaluate_gate(
                 "interval_coverage",
                 abs(candidate.interval_coverage - level),
                 settings.interval_coverage_tolerance,
-                f"|interval_coverage − {level}|",
+                f"|{candidate.interval_coverage:.3f} − {level}|",  # the coverage, not only its gap
             ),
         ]
     )
