@@ -6,6 +6,8 @@ import datetime as dt
 from pathlib import Path
 
 from pokewatch import keys
+from pokewatch.history import load_raw_history
+from pokewatch.pipeline.collect import collect_set
 from pokewatch.pipeline.plan import plan_run
 from pokewatch.settings import Settings
 from pokewatch.steps import RunRequest
@@ -46,3 +48,34 @@ def test_a_rerun_of_the_day_redoes_the_same_range(tmp_path: Path) -> None:
     first = _starts(store, ["a"])
     _collected(store, AS_OF, "a")
     assert _starts(store, ["a"]) == first == {"a": dt.date(2025, 6, 1)}
+
+
+def _export(path: Path, days: list[str]) -> Path:
+    rows = [f"s1-{card}_normal,{day},{10 + card}" for day in days for card in (1, 2)]
+    path.write_text("card_id,date,market_price\n" + "\n".join(rows) + "\n", encoding="utf-8")
+    return path
+
+
+def test_a_file_run_resumes_after_the_last_price_so_late_rows_of_a_later_export_are_read(
+    tmp_path: Path,
+) -> None:
+    store = LocalStore(tmp_path / "store")
+    first = _export(tmp_path / "first.csv", ["2026-01-01", "2026-01-07"])
+    request = RunRequest(source="csv", input=str(first), as_of=dt.date(2026, 1, 12))
+    for item in plan_run(request, Settings(), store).items:
+        collect_set(item, Settings(), store)
+    # The next export brings a row dated before the first run (published late) and a new week.
+    later = _export(
+        tmp_path / "later.csv", ["2026-01-01", "2026-01-07", "2026-01-10", "2026-01-17"]
+    )
+    request = RunRequest(source="csv", input=str(later), as_of=dt.date(2026, 1, 19))
+    (item,) = plan_run(request, Settings(), store).items
+    assert item.start == dt.date(2026, 1, 8)
+    collect_set(item, Settings(), store)
+    history = load_raw_history(store, "csv", dt.date(2026, 1, 19))
+    assert sorted(history["date"].dt.strftime("%m-%d").unique()) == [
+        "01-01",
+        "01-07",
+        "01-10",
+        "01-17",
+    ]

@@ -69,6 +69,23 @@ def last_collected_day_by_set(
     return {p.set_id: p.day for p in collected_partitions(store, source, as_of)}
 
 
+def last_price_day_by_set(store: ArtifactStore, source: str, as_of: dt.date) -> dict[str, dt.date]:
+    """The latest price date of each set in the partitions collected from `source` on or before
+    `as_of`; a set whose partitions hold no price is left out. Each set's partitions are read
+    newest first, and only until one holds a price."""
+    by_set: dict[str, list[RawPartition]] = {}
+    for partition in collected_partitions(store, source, as_of):
+        by_set.setdefault(partition.set_id, []).append(partition)
+    found = {}
+    for set_id, partitions in by_set.items():
+        for partition in reversed(partitions):
+            day = _latest_price_day([_read_partition(store, partition.key)], as_of)
+            if day is not None:
+                found[set_id] = day
+                break
+    return found
+
+
 def load_raw_history(
     store: ArtifactStore, source: str, as_of: dt.date, window_days: int | None = None
 ) -> pd.DataFrame:

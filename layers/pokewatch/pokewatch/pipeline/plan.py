@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 
-from pokewatch.history import last_collected_day_by_set
+from pokewatch.history import last_collected_day_by_set, last_price_day_by_set
 from pokewatch.settings import Settings
 from pokewatch.sources.registry import get_source
 from pokewatch.steps import CollectItem, Plan, RunConfig, RunRequest
@@ -13,13 +13,17 @@ from pokewatch.store import ArtifactStore
 
 #: Where "everything the source has" starts when a run asks for no history limit (csv backfill).
 EARLIEST_HISTORY = dt.date(1990, 1, 1)
+#: Sources that are a file: a first run takes the whole file, and each later run resumes a set
+#: after its latest stored price, not after the day it was collected, so that rows a later export
+#: brings for days before the last run (published late) are read, not skipped.
+FILE_SOURCES = frozenset({"csv"})
 
 
 def plan_run(request: RunRequest, settings: Settings, store: ArtifactStore) -> Plan:
     """One Map item per set: a set's first run backfills `history_days`, later runs collect the
-    days since that set was last collected (at least `as_of` itself, so a re-run overwrites that
-    day). Each set keeps its own calendar, so a set whose collection failed on a day catches up
-    on the next run instead of losing that day."""
+    days since that set was last collected (a file: since its latest stored price), at least
+    `as_of` itself, so a re-run overwrites that day. Each set keeps its own calendar, so a set
+    whose collection failed on a day catches up on the next run instead of losing that day."""
     now = dt.datetime.now(dt.UTC)
     as_of = request.as_of or now.date()
     run = RunConfig(
@@ -35,7 +39,8 @@ def plan_run(request: RunRequest, settings: Settings, store: ArtifactStore) -> P
     sets = request.sets or settings.sets or source.list_sets(as_of)
     # Only days before as_of count: a re-run of the same day must redo what the first run of
     # that day did (the same range into the same keys), never overwrite a backfill with one day.
-    collected = last_collected_day_by_set(store, run.source, as_of - dt.timedelta(days=1))
+    last_by_set = last_price_day_by_set if run.source in FILE_SOURCES else last_collected_day_by_set
+    collected = last_by_set(store, run.source, as_of - dt.timedelta(days=1))
     items = [
         CollectItem(
             run=run, set_id=s, start=_first_day_to_collect(run, collected.get(s)), end=as_of
@@ -58,7 +63,7 @@ def settings_for_run(settings: Settings, run: RunConfig) -> Settings:
 def _default_history_days(request: RunRequest, settings: Settings) -> int | None:
     # A file backfill takes the whole file; a live or simulated source takes the configured window.
     source = request.source or settings.source
-    return None if source == "csv" else settings.sample_history_days
+    return None if source in FILE_SOURCES else settings.sample_history_days
 
 
 def _first_day_to_collect(run: RunConfig, last_collected: dt.date | None) -> dt.date:
