@@ -222,7 +222,9 @@ def test_rejects_bad_option_values(capsys: pytest.CaptureFixture[str]) -> None:
 def test_models_commands_on_an_empty_store(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert _run(capsys, "models", "list", "--store", str(tmp_path))[0] == 0
+    code, out, err = _run(capsys, "models", "list", "--store", str(tmp_path))
+    assert (code, out) == (0, "")
+    assert err == f"no model in {tmp_path} yet: `pokewatch pipeline run` trains one\n"
     code, _, err = _run(capsys, "models", "rollback", "--store", str(tmp_path))
     assert code == 2 and "no earlier model" in err
     code, _, err = _run(capsys, "models", "promote", "v0", "--store", str(tmp_path))

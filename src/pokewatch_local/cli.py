@@ -359,6 +359,8 @@ def _models_list(args: argparse.Namespace) -> int:
             models = registry.list_models(_open_store(args.store))
     except registry.RegistryError as exc:
         raise CliError(str(exc)) from exc
+    if not models:  # a mistyped --store is an empty store too: say so rather than print nothing
+        print(f"no model in {args.store} yet: `pokewatch pipeline run` trains one", file=sys.stderr)
     for model in models:
         backtest = (model.metrics or {}).get("backtest", {})
         gate = (model.metrics or {}).get("gate", {})
