@@ -328,7 +328,7 @@ def test_a_failed_set_is_named_with_the_message_of_its_error(
     monkeypatch.delenv("POKEWATCH_SOURCE", raising=False)
     code, _, err = _run(capsys, "pipeline", "run", "--sets", "zzz", "--store", str(tmp_path))
     assert code == 1
-    assert "failed sets: zzz (KeyError: " in err and "unknown set 'zzz'" in err
+    assert "failed sets: zzz (SourceError: unknown set 'zzz' in the sample market)" in err
 
 
 def test_a_run_dated_before_every_price_says_so(

@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 
 from pokewatch.observations import HISTORY_COLUMNS, PriceObservation
+from pokewatch.sources.base import SourceError
 from pokewatch.sources.sample import SampleMarket, to_weekly, weekly_statistics
 
 REAL_CSV = Path(__file__).resolve().parents[2] / "shared/data/tcgplayer_weekly_2024.csv.gz"
@@ -122,7 +123,7 @@ def test_bad_requests_are_clear_errors(market: SampleMarket) -> None:
         market.collect(set_id, dt.date(2022, 12, 31), DAY)
     with pytest.raises(ValueError, match="after end"):
         market.collect(set_id, DAY, DAY - dt.timedelta(1))
-    with pytest.raises(KeyError, match="unknown set"):
+    with pytest.raises(SourceError, match="unknown set"):
         market.collect("nope", DAY, DAY)
     with pytest.raises(ValueError, match="n_cards"):
         SampleMarket(n_cards=0)

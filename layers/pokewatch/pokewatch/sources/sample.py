@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 
 from pokewatch.observations import Card
-from pokewatch.sources.base import normalise_history
+from pokewatch.sources.base import SourceError, normalise_history
 
 #: Default first simulated day. Paths start here (or at a set's release, if later), so a
 #: history of 730 days ending in 2025 or later is available; earlier days raise ValueError.
@@ -483,7 +483,7 @@ class SampleMarket:
         try:
             return self._sets[set_id]
         except KeyError:
-            raise KeyError(f"unknown set {set_id!r} in the sample market") from None
+            raise SourceError(f"unknown set {set_id!r} in the sample market") from None
 
 
 @dataclass(frozen=True)
