@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -114,6 +115,19 @@ def test_an_input_that_is_a_directory_is_named_as_one(
     code, _, err = _run(capsys, *command, "--input", str(tmp_path), *store)
     assert code == 2
     assert err == f"pokewatch: error: --input: {tmp_path} is a directory; give the CSV file in it\n"
+
+
+@pytest.mark.parametrize("command", [["backtest"], ["pipeline", "run", "--source", "csv"]])
+def test_an_input_that_is_a_pipe_or_device_is_refused_naming_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], command: list[str]
+) -> None:
+    store = ["--store", str(tmp_path / "store")] if command[0] == "pipeline" else []
+    code, _, err = _run(capsys, *command, "--input", os.devnull, *store)
+    assert code == 2
+    assert err == (
+        f"pokewatch: error: --input: {os.devnull} is not a regular file; "
+        "save the CSV to a file first\n"
+    )
 
 
 @pytest.mark.parametrize("command", [["backtest"], ["pipeline", "run", "--source", "csv"]])

@@ -176,8 +176,11 @@ def _input_file(text: str) -> Path:
     path = Path(text)
     if path.is_dir():
         raise CliError(f"--input: {path} is a directory; give the CSV file in it")
-    if not path.is_file():
+    if not path.exists():
         raise CliError(f"--input: no such file: {path}")
+    if not path.is_file():
+        # A pipe (`<(zcat ...)`) or a device: the file is read more than once, a pipe only once.
+        raise CliError(f"--input: {path} is not a regular file; save the CSV to a file first")
     return path
 
 
