@@ -91,6 +91,11 @@ def test_a_missing_value_marker_in_the_date_is_a_missing_date(tmp_path: Path) ->
         ("sv1-1_normal,2024-01-21,-3.5,,,,,,,", "market_price: must not be negative, found '-3.5'"),
         ("sv1-1_normal,2024-01-21,cheap,,,,,,,", "market_price: must be a number, found 'cheap'"),
         ("sv1-1_normal,2024-01-21,inf,,,,,,,", "market_price: must be a number, found 'inf'"),
+        # A price no card ever fetched (a unit or parsing error) failed the whole train step.
+        (
+            "sv1-1_normal,2024-01-21,1e39,,,,,,,",
+            "market_price: must be below 10,000,000 (USD), found '1e39'",
+        ),
         (",2024-01-21,1.0,,,,,,,", "card_id: missing"),
         ("sv1 1 normal,2024-01-21,1.0,,,,,,,", "card_id: must be a card print id"),
         # A long cell is quoted in part.

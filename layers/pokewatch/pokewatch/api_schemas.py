@@ -23,6 +23,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from pokewatch.card_ids import CardId
+from pokewatch.observations import MAX_PRICE_USD
 from pokewatch.serving import CardInfo
 from pokewatch.signals import Signal
 
@@ -105,7 +106,7 @@ class ApiModel(ApiSchema):
 
 
 #: A price asked about: a finite JSON number (not a string), above zero.
-Price = Annotated[float, Field(strict=True, gt=0, lt=1e7, allow_inf_nan=False)]
+Price = Annotated[float, Field(strict=True, gt=0, lt=MAX_PRICE_USD, allow_inf_nan=False)]
 
 
 class PredictRequest(ApiModel):

@@ -9,6 +9,10 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from pokewatch.card_ids import CardId
 
+#: Prices are below this (USD): above any card ever sold, so a larger one is a unit or parsing
+#: error; served prices are float32, which a price of 1e39 would turn into infinity.
+MAX_PRICE_USD = 10_000_000.0
+
 
 class Card(BaseModel):
     """The attributes of one card print (a card id + variant)."""
@@ -29,9 +33,9 @@ class PriceObservation(Card):
     """One market price of one card print on one day, as collected from a source."""
 
     date: dt.date
-    market_price: float = Field(gt=0)
-    low_price: float | None = Field(default=None, ge=0)
-    high_price: float | None = Field(default=None, ge=0)
+    market_price: float = Field(gt=0, lt=MAX_PRICE_USD)
+    low_price: float | None = Field(default=None, ge=0, lt=MAX_PRICE_USD)
+    high_price: float | None = Field(default=None, ge=0, lt=MAX_PRICE_USD)
     volume: int | None = Field(default=None, ge=0)
 
     @field_validator("market_price", "low_price", "high_price")

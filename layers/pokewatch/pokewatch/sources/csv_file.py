@@ -32,7 +32,7 @@ from pandas.io.common import infer_compression
 from pydantic import BaseModel, ConfigDict
 
 from pokewatch.card_ids import CARD_ID_MAX_LENGTH, CARD_ID_PATTERN, set_id_of
-from pokewatch.observations import HISTORY_COLUMNS
+from pokewatch.observations import HISTORY_COLUMNS, MAX_PRICE_USD
 from pokewatch.sources.base import SourceError, normalise_history
 from pokewatch.sources.variants import VARIANT_SUFFIX, card_print_id, variant_name
 
@@ -42,6 +42,8 @@ REQUIRED_COLUMNS: tuple[str, ...] = ("card_id", "date", "market_price")
 TEXT_COLUMNS: tuple[str, ...] = ("name", "set_name", "series", "rarity", "variant")
 #: Optional numeric columns and whether they must be whole numbers.
 OPTIONAL_NUMBERS: dict[str, bool] = {"low_price": False, "high_price": False, "volume": True}
+#: The numeric columns that are prices, held below `MAX_PRICE_USD`.
+PRICE_COLUMNS = frozenset({"market_price", "low_price", "high_price"})
 #: Texts that mean "no value" in a number or date column, as an empty cell does (compared in
 #: lower case): what spreadsheets, R and pandas write for a missing value.
 MISSING_MARKERS: frozenset[str] = frozenset(
@@ -310,11 +312,11 @@ def _parse_columns(raw: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, pd.Series
     out["card_id"], problems["card_id"] = card_id, problem
 
     out["date"], problems["date"] = _days(raw["date"], required=True)
-    out["market_price"], problems["market_price"] = _number(raw["market_price"], whole=False)
+    out["market_price"], problems["market_price"] = _number(raw["market_price"], "market_price")
 
-    for column, whole in OPTIONAL_NUMBERS.items():
+    for column in OPTIONAL_NUMBERS:
         if column in raw.columns:
-            out[column], problems[column] = _number(raw[column], whole)
+            out[column], problems[column] = _number(raw[column], column)
     if "release_date" in raw.columns:
         out["release_date"], problems["release_date"] = _days(raw["release_date"], required=False)
 
@@ -394,16 +396,18 @@ def _days(text: pd.Series, required: bool) -> tuple[pd.Series, pd.Series]:
     )
 
 
-def _number(text: pd.Series, whole: bool) -> tuple[pd.Series, pd.Series]:
-    """A numeric column (NaN when empty), and why a cell is not a finite number ≥ 0 (whole
-    when `whole`)."""
+def _number(text: pd.Series, column: str) -> tuple[pd.Series, pd.Series]:
+    """The numeric `column` (NaN when empty), and why a cell is not a finite number ≥ 0 (whole
+    for a count of `OPTIONAL_NUMBERS`, below `MAX_PRICE_USD` for a price)."""
     value = pd.to_numeric(text, errors="coerce").astype("float64")
     finite = value.abs().lt(math.inf)  # False for NaN and ±inf
     problem = _no_problem(text)
     unparsed = text[~finite]
     problem.loc[unparsed.index[~_empty(unparsed)]] = "must be a number"
     problem[finite & (value < 0)] = "must not be negative"
-    if whole:
+    if column in PRICE_COLUMNS:
+        problem[finite & (value >= MAX_PRICE_USD)] = f"must be below {MAX_PRICE_USD:,.0f} (USD)"
+    if OPTIONAL_NUMBERS.get(column, False):
         problem[finite & (value >= 0) & (value != value.round())] = "must be a whole number"
     return value.where(problem.isna()), problem
 
