@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import datetime as dt
+from types import SimpleNamespace
+
 import pytest
 from api_fixtures import serving_bytes
 
@@ -147,4 +150,38 @@ def test_a_damaged_promotion_log_or_metrics_file_is_named(local_store: LocalStor
     assert [m.metrics for m in registry.list_models(local_store)] == [None, {"backtest": {}}]
     local_store.put_bytes(registry.PROMOTION_LOG, b"[{")
     with pytest.raises(registry.RegistryError, match=registry.PROMOTION_LOG):
+        registry.rollback(local_store)
+
+
+@pytest.fixture
+def frozen_clock(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every promotion at one moment, as a coarse clock or a log written by hand may give."""
+    moment = dt.datetime(2026, 1, 5, 6, 0, tzinfo=dt.UTC)
+
+    class Frozen(dt.datetime):
+        @classmethod
+        def now(cls, tz: dt.tzinfo | None = None) -> Frozen:
+            return cls.fromtimestamp(moment.timestamp(), tz)
+
+    monkeypatch.setattr(registry, "dt", SimpleNamespace(datetime=Frozen, UTC=dt.UTC))
+
+
+@pytest.mark.usefixtures("frozen_clock")
+@pytest.mark.parametrize(
+    ("by_hand", "rolled_back_to"),
+    [(None, ["v2", "v1"]), ("v2", ["v3", "v2", "v1"])],
+    ids=["promotions", "and a manual one"],
+)
+def test_rollbacks_walk_back_when_promotions_share_a_timestamp(
+    local_store: LocalStore, by_hand: str | None, rolled_back_to: list[str]
+) -> None:
+    # The promotion in service was looked up by its timestamp alone, found at the first record
+    # of that time (another version's): the way back was lost, or rollbacks bounced.
+    for version in ("v1", "v2", "v3"):
+        _model(local_store, version)
+        registry.promote(local_store, version)
+    if by_hand:
+        registry.promote(local_store, by_hand)
+    assert [registry.rollback(local_store).version for _ in rolled_back_to] == rolled_back_to
+    with pytest.raises(registry.RegistryError, match="no earlier model"):
         registry.rollback(local_store)

@@ -114,9 +114,17 @@ def rollback(store: ArtifactStore) -> Promotion:
     if in_service is None or in_service.previous_version is None:
         raise RegistryError("there is no earlier model to roll back to")
     log = _read_log(store)
-    # Where the promotion in service stands in the log; an older log without it: its end.
+    # Where the promotion in service stands in the log (an older log without it: its end), the
+    # newest record of its version and time that is not a rollback: two records may share a
+    # timestamp (a coarse clock, a log written by hand), another version's or a rollback's.
     undone = next(
-        (i for i, p in enumerate(log) if p.promoted_at == in_service.original_promoted_at),
+        (
+            i
+            for i in reversed(range(len(log)))
+            if log[i].version == in_service.version
+            and log[i].promoted_at == in_service.original_promoted_at
+            and log[i].restores is None
+        ),
         len(log),
     )
     earlier = next(
