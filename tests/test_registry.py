@@ -146,8 +146,10 @@ def test_a_damaged_promotion_log_or_metrics_file_is_named(local_store: LocalStor
     for version in ("v1", "v2"):
         _model(local_store, version)
         registry.promote(local_store, version)
-    local_store.put_bytes(keys.model_artifact("v1", "metrics.json"), b"{truncated")
-    assert [m.metrics for m in registry.list_models(local_store)] == [None, {"backtest": {}}]
+    for damaged in (b"{truncated", b"[]", b'"metrics"', b'{"backtest": []}', b'{"gate": 1}'):
+        # JSON of another shape was a pydantic traceback, or an AttributeError in the CLI.
+        local_store.put_bytes(keys.model_artifact("v1", "metrics.json"), damaged)
+        assert [m.metrics for m in registry.list_models(local_store)] == [None, {"backtest": {}}]
     local_store.put_bytes(registry.PROMOTION_LOG, b"[{")
     with pytest.raises(registry.RegistryError, match=registry.PROMOTION_LOG):
         registry.rollback(local_store)

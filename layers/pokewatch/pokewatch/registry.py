@@ -71,6 +71,8 @@ def list_models(store: ArtifactStore) -> list[ModelSummary]:
             metrics = json.loads(store.get_bytes(keys.model_artifact(version, "metrics.json")))
         except (ArtifactNotFound, ValueError):  # a damaged file lists as "no metrics"
             metrics = None
+        if not _is_metrics(metrics):
+            metrics = None  # JSON, but not the metrics' shape (`[]`, `{"backtest": 3}`): damaged
         summaries.append(
             ModelSummary(
                 version=version,
@@ -80,6 +82,13 @@ def list_models(store: ArtifactStore) -> list[ModelSummary]:
             )
         )
     return summaries
+
+
+def _is_metrics(metrics: object) -> bool:
+    """Whether `metrics` has the shape of a metrics.json: an object whose sections are objects."""
+    return isinstance(metrics, dict) and all(
+        isinstance(metrics.get(section, {}), dict) for section in ("backtest", "gate")
+    )
 
 
 def promote(store: ArtifactStore, version: str, *, data_as_of: dt.date | None = None) -> Promotion:
