@@ -191,5 +191,7 @@ def _read_log(store: ArtifactStore) -> list[Promotion]:
         return _LOG.validate_json(data)
     except ValidationError as exc:
         raise DamagedRecord(
-            f"{PROMOTION_LOG} in {store.uri} is not a promotion log ({problems(exc, whole='log')})"
+            f"{PROMOTION_LOG} in {store.uri} is not a promotion log "
+            f"({problems(exc, whole='log')}); repair it, or move it aside to start a new one "
+            "(a rollback then reaches back one model, to the one before the model in service)"
         ) from None
