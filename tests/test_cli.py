@@ -43,6 +43,24 @@ def test_invoke_with_an_event_that_is_not_utf8_names_the_file(
     assert err.startswith(f"pokewatch: error: --event: {event}: not UTF-8")
 
 
+def test_an_event_is_read_as_utf8_whatever_the_locale(tmp_path: Path) -> None:
+    # Read in the locale's encoding, a UTF-8 event was "not UTF-8" under an ASCII locale, and
+    # mojibake under a latin-1 one; a Lambda event is UTF-8 JSON.
+    event = tmp_path / "event.json"
+    event.write_text('{"source": "sample", "sets": ["pokémon"]}', encoding="utf-8")
+    ascii_locale = {**os.environ, "LC_ALL": "C", "PYTHONCOERCECLOCALE": "0", "PYTHONUTF8": "0"}
+    store = tmp_path / "store"
+    command = ["invoke", "plan", "--event", str(event), "--store", str(store)]
+    done = subprocess.run(
+        [sys.executable, "-m", "pokewatch_local", *command],
+        capture_output=True,
+        env=ascii_locale,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert [i["set_id"] for i in json.loads(done.stdout)["items"]] == ["pokémon"]
+
+
 # The api handler raised before adding its metrics, which Powertools then warns of.
 @pytest.mark.filterwarnings("ignore:No application metrics:UserWarning")
 @pytest.mark.parametrize("event", ["[1, 2]", '"x"', '{"httpMethod": "GET"}', "{}"])

@@ -249,7 +249,7 @@ def _invoke(args: argparse.Namespace) -> int:
     event: Any = {}
     if args.event:
         try:
-            event = json.loads(args.event.read_text())
+            event = json.loads(args.event.read_text(encoding="utf-8"))
         except OSError as exc:
             raise CliError(f"--event: cannot read {args.event}: {exc.strerror}") from exc
         except UnicodeDecodeError as exc:

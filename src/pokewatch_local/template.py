@@ -67,7 +67,7 @@ class SamTemplate:
         self.path = Path(path).resolve()
         self.root = self.path.parent
         try:
-            self._doc: dict[str, Any] = load_yaml(self.path.read_text())
+            self._doc: dict[str, Any] = load_yaml(self.path.read_text(encoding="utf-8"))
         except OSError as exc:
             raise TemplateError(f"cannot read {self.path}: {exc}") from exc
         self._resources: dict[str, Any] = self._doc.get("Resources", {})
@@ -113,7 +113,7 @@ class SamTemplate:
             raise TemplateError(f"{self.path.name} declares no AWS::Serverless::StateMachine")
         key = logical_id or next(iter(machines))
         props = machines[key]["Properties"]
-        text = (self.root / props["DefinitionUri"]).read_text()
+        text = (self.root / props["DefinitionUri"]).read_text(encoding="utf-8")
         values = {
             name: self._resolve(value)
             for name, value in props.get("DefinitionSubstitutions", {}).items()
