@@ -79,3 +79,21 @@ def test_a_file_run_resumes_after_the_last_price_so_late_rows_of_a_later_export_
         "01-10",
         "01-17",
     ]
+
+
+def test_a_file_run_after_a_run_that_found_nothing_new_resumes_after_the_last_price(
+    tmp_path: Path,
+) -> None:
+    # The set's newest partition is empty (that export brought nothing new): the resume is
+    # after the latest price of an older partition, not after the empty one's day, nor a new
+    # backfill of the whole file.
+    store = LocalStore(tmp_path / "store")
+    export = _export(tmp_path / "first.csv", ["2026-01-01", "2026-01-07"])
+    for as_of in (dt.date(2026, 1, 12), dt.date(2026, 1, 19)):
+        request = RunRequest(source="csv", input=str(export), as_of=as_of)
+        for item in plan_run(request, Settings(), store).items:
+            collect_set(item, Settings(), store)
+    later = _export(tmp_path / "later.csv", ["2026-01-07", "2026-01-10", "2026-01-24"])
+    request = RunRequest(source="csv", input=str(later), as_of=dt.date(2026, 1, 26))
+    (item,) = plan_run(request, Settings(), store).items
+    assert item.start == dt.date(2026, 1, 8)
