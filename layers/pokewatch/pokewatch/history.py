@@ -70,9 +70,9 @@ def last_collected_day_by_set(
 
 
 def last_price_day_by_set(store: ArtifactStore, source: str, as_of: dt.date) -> dict[str, dt.date]:
-    """The latest price date of each set in the partitions collected from `source` on or before
-    `as_of`; a set whose partitions hold no price is left out. Each set's partitions are read
-    newest first, and only until one holds a price."""
+    """The latest price date, on or before `as_of`, of each set in the partitions collected from
+    `source` on or before `as_of`; a set whose partitions hold no such price is left out. Each
+    set's partitions are read newest first, and only until one holds a price."""
     by_set: dict[str, list[RawPartition]] = {}
     for partition in collected_partitions(store, source, as_of):
         by_set.setdefault(partition.set_id, []).append(partition)

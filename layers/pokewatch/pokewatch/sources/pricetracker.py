@@ -11,9 +11,8 @@ So this source both collects the day (latest prices, without the history that co
 credit per card) and backfills (the Near Mint history of the days `start..end`). A latest price
 dated before `start` is kept, as the pokemontcg source keeps it: it is the latest price there
 is, and the daily run (start = end = today, early in the UTC day) finds the prices of the day
-before. Prices are
-Near Mint, as in the CSV format: the latest price is used only when its condition is Near
-Mint (or not stated).
+before. Prices are Near Mint, as in the CSV format: the latest price is used only when its
+condition is Near Mint (or not stated).
 
 Card print ids follow pokemontcg.io: `<set id>-<card number>_<variant>`, the number without
 leading zeros and the variant from the primary printing (`Reverse Holofoil` →
