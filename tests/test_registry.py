@@ -137,9 +137,32 @@ def test_a_damaged_pointer_is_named_and_a_promotion_replaces_it(
     for read in (registry.current, registry.list_models, registry.rollback):
         with pytest.raises(registry.RegistryError, match=f"{keys.CURRENT_MODEL} .*models promote"):
             read(local_store)
-    # Promoting is the way to repair it: there is no model in service to keep a way back to.
-    assert registry.promote(local_store, "v2").version == "v2"
+    # Promoting is the way to repair it; the log holds the model it named (v1), the way back.
+    assert registry.promote(local_store, "v2").previous_version == "v1"
     assert registry.current(local_store).version == "v2"
+    assert registry.rollback(local_store).version == "v1"
+
+
+@pytest.mark.parametrize(
+    ("version", "walked_back"), [("v3", ["v2", "v1"]), ("v4", ["v3", "v2", "v1"])]
+)
+def test_repairing_a_damaged_pointer_keeps_the_way_back_of_the_log(
+    local_store: LocalStore, version: str, walked_back: list[str]
+) -> None:
+    # The repair was a promotion with no previous model: every rollback after it said
+    # "no earlier model", though the log held them all.
+    for made in ("v1", "v2", "v3", "v4"):
+        _model(local_store, made)
+    for promoted in ("v1", "v2", "v3"):
+        registry.promote(local_store, promoted)
+    in_service = registry.current(local_store)
+    local_store.put_bytes(keys.CURRENT_MODEL, b'{"version": "v3", "promot')
+    repaired = registry.promote(local_store, version)
+    if version == "v3":  # the model it named is put back as it was
+        assert repaired == registry.current(local_store) == in_service
+    assert [registry.rollback(local_store).version for _ in walked_back] == walked_back
+    with pytest.raises(registry.RegistryError, match="no earlier model"):
+        registry.rollback(local_store)
 
 
 def test_a_damaged_promotion_log_or_metrics_file_is_named(local_store: LocalStore) -> None:

@@ -95,11 +95,19 @@ def promote(store: ArtifactStore, version: str, *, data_as_of: dt.date | None = 
     """Put `version` in service with one atomic write of `models/current.json`. Promoting the
     version already in service changes nothing (a retried Promote, a repeated command): it must
     not become its own predecessor, which would cut the way back to the models before it.
-    `data_as_of` defaults to the serving file's."""
+    A damaged pointer is replaced, keeping the way back of the log. `data_as_of` defaults to the
+    serving file's."""
     try:
         previous = current(store)
     except DamagedRecord:
-        previous = None  # no model is in service to keep a way back to: this repairs the pointer
+        # This repairs the pointer. It is written after the log, so the log's last record is what
+        # it held: the way back goes on from there, and promoting its model puts it back as it was.
+        log = _read_log(store)
+        previous = log[-1] if log else None
+        if previous is not None and previous.version == version:
+            _servable(store, version)
+            _write_pointer(store, previous)
+            return previous
     if previous is not None and previous.version == version:
         return previous
     table = _servable(store, version)
@@ -176,10 +184,14 @@ def _put_in_service(store: ArtifactStore, record: Promotion) -> Promotion:
     log.append(record)
     store.put_bytes(PROMOTION_LOG, _LOG.dump_json(log, indent=1), "application/json")
     # The pointer is written last: readers see either the old model or the new one, never half.
+    _write_pointer(store, record)
+    return record
+
+
+def _write_pointer(store: ArtifactStore, record: Promotion) -> None:
     store.put_bytes(
         keys.CURRENT_MODEL, record.model_dump_json(indent=1).encode(), "application/json"
     )
-    return record
 
 
 def _read_log(store: ArtifactStore) -> list[Promotion]:
