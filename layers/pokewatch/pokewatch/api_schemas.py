@@ -23,7 +23,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from pokewatch.card_ids import CardId
-from pokewatch.observations import MAX_PRICE_USD
+from pokewatch.price_limits import MAX_PRICE_USD
 from pokewatch.serving import CardInfo
 from pokewatch.signals import Signal
 

@@ -8,10 +8,7 @@ import math
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from pokewatch.card_ids import CardId
-
-#: Prices are below this (USD): above any card ever sold, so a larger one is a unit or parsing
-#: error; served prices are float32, which a price of 1e39 would turn into infinity.
-MAX_PRICE_USD = 10_000_000.0
+from pokewatch.price_limits import MAX_PRICE_USD
 
 
 class Card(BaseModel):

@@ -32,7 +32,8 @@ from pandas.io.common import infer_compression
 from pydantic import BaseModel, ConfigDict
 
 from pokewatch.card_ids import CARD_ID_MAX_LENGTH, CARD_ID_PATTERN, set_id_of
-from pokewatch.observations import HISTORY_COLUMNS, MAX_PRICE_USD
+from pokewatch.observations import HISTORY_COLUMNS
+from pokewatch.price_limits import MAX_PRICE_USD
 from pokewatch.sources.base import SourceError, normalise_history
 from pokewatch.sources.variants import VARIANT_SUFFIX, card_print_id, variant_name
 
