@@ -58,6 +58,7 @@ def test_an_invalid_variable_names_its_field(no_pokewatch_environment: pytest.Mo
         ("POKEWATCH_BUY_THRESHOLD", "-10"),  # a percentage: a price never falls 1000%, no BUY
         ("POKEWATCH_SELL_THRESHOLD", "-0.05"),  # a card at its expected price was a SELL
         ("POKEWATCH_SELL_THRESHOLD", "0"),
+        ("POKEWATCH_SELL_THRESHOLD", "15"),  # a percentage: 1500% above, almost never a SELL
     ],
 )
 def test_signal_thresholds_are_a_fall_and_a_rise(

@@ -55,9 +55,10 @@ class Settings(BaseModel):
     interval_level: float = Field(default=0.80, gt=0, lt=1)
     #: BUY at or below this deviation from the expected price, SELL at or above the other: a
     #: fall and a rise as fractions (-0.10, 0.15). A fall written without its sign (0.10) made
-    #: every card a BUY, a percentage (-10) no card ever.
+    #: every card a BUY, a percentage (-10) no card ever. A SELL above +500% (`le=5`) is taken
+    #: for a percentage too (15 for 15%): no collector waits for a card to be six times its price.
     buy_threshold: float = Field(default=-0.10, gt=-1, lt=0)
-    sell_threshold: float = Field(default=0.15, gt=0)
+    sell_threshold: float = Field(default=0.15, gt=0, le=5)
     #: How many days of per-card history the serving file keeps (for `/cards/{id}`, `date=`).
     serving_history_days: int = Field(default=120, ge=1)
 
