@@ -343,13 +343,18 @@ def _backtest(args: argparse.Namespace) -> int:
 
 
 @contextlib.contextmanager
-def _store_errors(uri: str) -> Iterator[None]:
-    """A store that cannot be read or written (no such bucket, no credentials, a folder without
-    permission) as one line naming it, not a botocore traceback."""
+def _registry_errors(uri: str) -> Iterator[None]:
+    """A registry command's failure as one line: what the registry refused, or a store that
+    cannot be read or written (no such bucket, no credentials, a folder without permission)
+    named, not a botocore traceback."""
     from botocore.exceptions import BotoCoreError, ClientError
+
+    from pokewatch.registry import RegistryError
 
     try:
         yield
+    except RegistryError as exc:
+        raise CliError(str(exc)) from exc
     except (BotoCoreError, ClientError, OSError) as exc:
         raise CliError(f"store {uri}: {exc}") from exc
 
@@ -357,11 +362,8 @@ def _store_errors(uri: str) -> Iterator[None]:
 def _models_list(args: argparse.Namespace) -> int:
     from pokewatch import registry
 
-    try:
-        with _store_errors(args.store):
-            models = registry.list_models(_open_store(args.store))
-    except registry.RegistryError as exc:
-        raise CliError(str(exc)) from exc
+    with _registry_errors(args.store):
+        models = registry.list_models(_open_store(args.store))
     if not models:  # a mistyped --store is an empty store too: say so rather than print nothing
         print(f"no model in {args.store} yet: `pokewatch pipeline run` trains one", file=sys.stderr)
     for model in models:
@@ -379,11 +381,8 @@ def _models_list(args: argparse.Namespace) -> int:
 def _models_promote(args: argparse.Namespace) -> int:
     from pokewatch import registry
 
-    try:
-        with _store_errors(args.store):
-            record = registry.promote(_open_store(args.store), args.version)
-    except registry.RegistryError as exc:
-        raise CliError(str(exc)) from exc
+    with _registry_errors(args.store):
+        record = registry.promote(_open_store(args.store), args.version)
     print(f"in service: {record.version} (previous: {record.previous_version})")
     return 0
 
@@ -391,10 +390,7 @@ def _models_promote(args: argparse.Namespace) -> int:
 def _models_rollback(args: argparse.Namespace) -> int:
     from pokewatch import registry
 
-    try:
-        with _store_errors(args.store):
-            record = registry.rollback(_open_store(args.store))
-    except registry.RegistryError as exc:
-        raise CliError(str(exc)) from exc
+    with _registry_errors(args.store):
+        record = registry.rollback(_open_store(args.store))
     print(f"rolled back: {record.version} is in service")
     return 0
