@@ -78,16 +78,27 @@ def server_for() -> Iterator[Any]:
     end of the module."""
     started: list[tuple[Any, threading.Thread, LocalLambda]] = []
     template = SamTemplate(ROOT / "template.yaml")
+    stopping = threading.Event()
+
+    def run(server: Any) -> None:
+        try:
+            server.run()
+        except OSError:
+            # close() from this thread can pull the socket out from under the loop's select():
+            # the way the loop ends here, not a failure of the server.
+            if not stopping.is_set():
+                raise
 
     def start(store: LocalStore) -> Client:
         lambdas = LocalLambda(template, {"POKEWATCH_STORE": store.uri})
         server = make_server(ApiGatewayApp(template, lambdas), "127.0.0.1", 0)
-        thread = threading.Thread(target=server.run, daemon=True)
+        thread = threading.Thread(target=run, args=(server,), daemon=True)
         thread.start()
         started.append((server, thread, lambdas))
         return Client(server.effective_port)
 
     yield start
+    stopping.set()
     for server, thread, lambdas in started:
         server.close()
         thread.join(timeout=5)
