@@ -18,6 +18,7 @@ from responses import matchers
 
 from pokewatch.observations import HISTORY_COLUMNS
 from pokewatch.settings import Settings
+from pokewatch.sources import base
 from pokewatch.sources.base import SourceError
 from pokewatch.sources.http import HttpClient
 from pokewatch.sources.pokemontcg import PokemonTcgSource
@@ -229,3 +230,18 @@ def test_keys_from_secrets_manager_by_name_or_arn(aws: None) -> None:
 def test_a_missing_parameter_is_a_source_error_naming_it(aws: None) -> None:
     with pytest.raises(SourceError, match="/pokewatch/absent"):
         read_api_key("/pokewatch/absent")
+
+
+@responses.activate
+def test_a_server_that_pages_without_end_is_a_source_error(
+    source: PokemonTcgSource, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # No totalCount and a full page whatever `page` asks: without a limit, pages until timeout.
+    monkeypatch.setattr(base, "MAX_LIST_ITEMS", 10)
+    body = fixture("cards_sv1_page1.json")
+    del body["totalCount"]
+    responses.get(f"{BASE}/cards", json=body)
+
+    with pytest.raises(SourceError, match="more than 10 items"):
+        source.collect("sv1", dt.date(2024, 6, 1), dt.date(2024, 6, 1))
+    assert len(responses.calls) == 6

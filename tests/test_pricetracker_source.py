@@ -15,6 +15,7 @@ from responses import matchers
 
 from pokewatch.observations import HISTORY_COLUMNS
 from pokewatch.settings import Settings
+from pokewatch.sources import base
 from pokewatch.sources.base import SourceError, TransientSourceError
 from pokewatch.sources.http import HttpClient
 from pokewatch.sources.pricetracker import PriceTrackerSource
@@ -192,3 +193,16 @@ def test_a_response_of_the_wrong_shape_is_a_source_error(source: PriceTrackerSou
 def test_the_source_needs_a_key_parameter() -> None:
     with pytest.raises(SourceError, match="POKEWATCH_PRICETRACKER_API_KEY_PARAMETER"):
         PriceTrackerSource.from_settings(Settings(pricetracker_api_key_parameter=None))
+
+
+@responses.activate
+def test_a_server_whose_pages_never_end_is_a_source_error(
+    source: PriceTrackerSource, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(base, "MAX_LIST_ITEMS", 5)
+    endless = without_history(fixture("cards_sv3pt5_page1.json"))
+    endless["metadata"]["hasMore"] = True
+    responses.get(f"{BASE}/cards", json=endless)
+
+    with pytest.raises(SourceError, match="more than 5 items"):
+        source.collect("sv3pt5", TODAY, TODAY)

@@ -15,6 +15,19 @@ from pokewatch.observations import HISTORY_COLUMNS, TEXT_COLUMNS, PriceObservati
 
 logger = logging.getLogger(__name__)
 
+#: More items than this in one paged list (a set's cards, the sets) is a server paging in a loop
+#: (a page number or offset it ignores, an end it never announces): no set has a thousand prints.
+MAX_LIST_ITEMS = 20_000
+
+
+def check_list_length(items: int, where: str) -> None:
+    """SourceError once a paged list has run past `MAX_LIST_ITEMS`, rather than paging on
+    until the function times out and its retries do the same."""
+    if items > MAX_LIST_ITEMS:
+        raise SourceError(
+            f"{where}: more than {MAX_LIST_ITEMS} items; the server's paging does not end"
+        )
+
 
 class SourceError(RuntimeError):
     """A source failed for a reason worth reporting (HTTP status, bad file, ...)."""

@@ -23,7 +23,7 @@ import pandas as pd
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from pokewatch.settings import Settings
-from pokewatch.sources.base import observations_frame
+from pokewatch.sources.base import check_list_length, observations_frame
 from pokewatch.sources.http import HttpClient
 from pokewatch.sources.secrets import ApiKey
 from pokewatch.sources.variants import card_print_id, variant_name
@@ -161,6 +161,7 @@ class PokemonTcgSource:
         # `Page[model]` is pydantic's parametrisation, made at run time; mypy would read it as a
         # type expression, which a variable cannot be.
         page_model: type[Page[M]] = cast(Any, Page)[model]
+        items = 0
         while True:
             page = self.client.get_model(
                 path, page_model, {**params, "page": number, "pageSize": PAGE_SIZE}
@@ -168,6 +169,8 @@ class PokemonTcgSource:
             yield from page.data
             if page.is_last:
                 return
+            items += len(page.data)
+            check_list_length(items, f"{self.name} {path} {params}")
             number += 1
 
     @staticmethod

@@ -37,7 +37,7 @@ from pydantic import (
 )
 
 from pokewatch.settings import Settings
-from pokewatch.sources.base import SourceError, observations_frame
+from pokewatch.sources.base import SourceError, check_list_length, observations_frame
 from pokewatch.sources.http import HttpClient
 from pokewatch.sources.secrets import ApiKey
 from pokewatch.sources.variants import card_print_id, variant_name
@@ -229,6 +229,7 @@ class PriceTrackerSource:
             if not page.data or not page.metadata.has_more:
                 return
             offset += len(page.data)
+            check_list_length(offset, f"{self.name} {path} {dict(params)}")
 
 
 def _card_number(card: PriceTrackerCard) -> str | None:
