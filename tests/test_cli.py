@@ -23,12 +23,22 @@ def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]
     return code, out, err
 
 
+def _invoke_with_event(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, function: str, event: bytes
+) -> tuple[Path, int, str]:
+    """Invoke `function` with `event` written to a file: the file, the exit code and stderr."""
+    path = tmp_path / "event.json"
+    path.write_bytes(event)
+    code, _, err = _run(capsys, "invoke", function, "--event", str(path), "--store", str(tmp_path))
+    return path, code, err
+
+
 def test_invoke_with_malformed_event_names_file_and_line(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    event = tmp_path / "bad.json"
-    event.write_text('{\n  "source": "sample",\n  oops\n}\n')
-    code, _, err = _run(capsys, "invoke", "plan", "--event", str(event), "--store", str(tmp_path))
+    event, code, err = _invoke_with_event(
+        capsys, tmp_path, "plan", b'{\n  "source": "sample",\n  oops\n}\n'
+    )
     assert code == 2
     assert f"{event}:3:" in err
 
@@ -36,9 +46,7 @@ def test_invoke_with_malformed_event_names_file_and_line(
 def test_invoke_with_an_event_that_is_not_utf8_names_the_file(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    event = tmp_path / "bad.json"
-    event.write_bytes(b'{"source": "\xff"}')
-    code, _, err = _run(capsys, "invoke", "plan", "--event", str(event), "--store", str(tmp_path))
+    event, code, err = _invoke_with_event(capsys, tmp_path, "plan", b'{"source": "\xff"}')
     assert code == 2
     assert err.startswith(f"pokewatch: error: --event: {event}: not UTF-8")
 
@@ -88,9 +96,7 @@ def test_invoke_of_a_function_that_fails_answers_as_lambda_does(
 def test_invoke_of_a_step_with_an_invalid_event_names_its_fields_in_one_line(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    path = tmp_path / "event.json"
-    path.write_text('{"set_id": 5}')
-    code, _, err = _run(capsys, "invoke", "collect", "--event", str(path), "--store", str(tmp_path))
+    path, code, err = _invoke_with_event(capsys, tmp_path, "collect", b'{"set_id": 5}')
     assert code == 1
     last = err.strip().splitlines()[-1]
     assert last.startswith(f"pokewatch: error: collect failed on {path}: invalid event: ")

@@ -17,6 +17,13 @@ def _model(store: LocalStore | S3Store, version: str) -> None:
     store.put_bytes(keys.model_artifact(version, "metrics.json"), b'{"backtest": {}}')
 
 
+def _promoted(store: LocalStore | S3Store, *versions: str) -> None:
+    """Models `versions`, each put in service in turn."""
+    for version in versions:
+        _model(store, version)
+        registry.promote(store, version)
+
+
 def test_no_model_in_service_at_first(any_store: LocalStore | S3Store) -> None:
     assert registry.current(any_store) is None
     with pytest.raises(registry.RegistryError):
@@ -24,9 +31,7 @@ def test_no_model_in_service_at_first(any_store: LocalStore | S3Store) -> None:
 
 
 def test_promote_then_rollback_walks_back(any_store: LocalStore | S3Store) -> None:
-    for version in ("v1", "v2", "v3"):
-        _model(any_store, version)
-        registry.promote(any_store, version)
+    _promoted(any_store, "v1", "v2", "v3")
     assert registry.current(any_store).version == "v3"
     assert registry.rollback(any_store).version == "v2"
     assert registry.rollback(any_store).version == "v1"
@@ -38,9 +43,7 @@ def test_promote_then_rollback_walks_back(any_store: LocalStore | S3Store) -> No
 def test_promoting_the_model_in_service_again_keeps_the_way_back(
     any_store: LocalStore | S3Store,
 ) -> None:
-    for version in ("v1", "v2"):
-        _model(any_store, version)
-        registry.promote(any_store, version)
+    _promoted(any_store, "v1", "v2")
     first = registry.current(any_store)
     assert registry.promote(any_store, "v2") == first
     assert registry.current(any_store) == first
@@ -50,9 +53,7 @@ def test_promoting_the_model_in_service_again_keeps_the_way_back(
 def test_rollbacks_undo_a_manual_promotion_then_walk_back_to_the_first_model(
     any_store: LocalStore | S3Store,
 ) -> None:
-    for version in ("v1", "v2", "v3"):
-        _model(any_store, version)
-        registry.promote(any_store, version)
+    _promoted(any_store, "v1", "v2", "v3")
     registry.promote(any_store, "v2")  # by hand, while v3 is in service
     # Each rollback undoes one promotion: the manual one, then v3's, then v2's.
     assert [registry.rollback(any_store).version for _ in range(3)] == ["v3", "v2", "v1"]
@@ -63,9 +64,7 @@ def test_rollbacks_undo_a_manual_promotion_then_walk_back_to_the_first_model(
 def test_a_rollback_after_a_rollback_and_a_promotion_walks_back_to_the_first_model(
     any_store: LocalStore | S3Store,
 ) -> None:
-    for version in ("v1", "v2"):
-        _model(any_store, version)
-        registry.promote(any_store, version)
+    _promoted(any_store, "v1", "v2")
     registry.rollback(any_store)
     _model(any_store, "v3")
     registry.promote(any_store, "v3")
@@ -166,9 +165,7 @@ def test_repairing_a_damaged_pointer_keeps_the_way_back_of_the_log(
 
 
 def test_a_damaged_promotion_log_or_metrics_file_is_named(local_store: LocalStore) -> None:
-    for version in ("v1", "v2"):
-        _model(local_store, version)
-        registry.promote(local_store, version)
+    _promoted(local_store, "v1", "v2")
     for damaged in (b"{truncated", b"[]", b'"metrics"', b'{"backtest": []}', b'{"gate": 1}'):
         # JSON of another shape was a pydantic traceback, or an AttributeError in the CLI.
         local_store.put_bytes(keys.model_artifact("v1", "metrics.json"), damaged)
@@ -206,9 +203,7 @@ def test_rollbacks_walk_back_when_promotions_share_a_timestamp(
 ) -> None:
     # The promotion in service was looked up by its timestamp alone, found at the first record
     # of that time (another version's): the way back was lost, or rollbacks bounced.
-    for version in ("v1", "v2", "v3"):
-        _model(local_store, version)
-        registry.promote(local_store, version)
+    _promoted(local_store, "v1", "v2", "v3")
     if by_hand:
         registry.promote(local_store, by_hand)
     assert [registry.rollback(local_store).version for _ in rolled_back_to] == rolled_back_to
