@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from types import SimpleNamespace
 
 import pytest
@@ -209,3 +211,67 @@ def test_rollbacks_walk_back_when_promotions_share_a_timestamp(
     assert [registry.rollback(local_store).version for _ in rolled_back_to] == rolled_back_to
     with pytest.raises(registry.RegistryError, match="no earlier model"):
         registry.rollback(local_store)
+
+
+class _PromotedMeanwhile:
+    """A store on which another writer promotes `version` just before this writer's first write
+    of `key`, i.e. between its read and its write, as a promotion running at once would."""
+
+    def __init__(self, store: LocalStore | S3Store, key: str, version: str) -> None:
+        self._store, self._key, self._version = store, key, version
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._store, name)
+
+    def _before_write(self, key: str) -> None:
+        if key == self._key and self._version:
+            version, self._version = self._version, ""
+            registry.promote(self._store, version)
+
+    def put_bytes(self, key: str, *args: object, **kwargs: object) -> None:
+        self._before_write(key)
+        self._store.put_bytes(key, *args, **kwargs)
+
+    def put_if_unchanged(self, key: str, *args: object, **kwargs: object) -> None:
+        self._before_write(key)
+        self._store.put_if_unchanged(key, *args, **kwargs)
+
+
+@pytest.mark.parametrize("key", [registry.PROMOTION_LOG, keys.CURRENT_MODEL])
+def test_a_promotion_made_meanwhile_is_neither_lost_nor_skipped(
+    any_store: LocalStore | S3Store, key: str
+) -> None:
+    # Each write replaced what the other had read: the log lost one promotion's record, and the
+    # pointer named as the model before v2 the one before them both (v1), skipping v3.
+    _promoted(any_store, "v1")
+    _model(any_store, "v2")
+    _model(any_store, "v3")
+    registry.promote(_PromotedMeanwhile(any_store, key, "v3"), "v2")
+    in_service = registry.current(any_store)
+    assert (in_service.version, in_service.previous_version) == ("v2", "v3")
+    log = registry._read_log(any_store)[0]
+    assert [(p.version, p.previous_version) for p in log] == [
+        ("v1", None),
+        ("v3", "v1"),
+        ("v2", "v3"),
+    ]
+    assert [registry.rollback(any_store).version for _ in range(2)] == ["v3", "v1"]
+
+
+def test_promotions_at_once_each_stay_on_the_way_back(local_store: LocalStore) -> None:
+    racing = [f"v{n}" for n in range(2, 6)]
+    _promoted(local_store, "v1")
+    for version in racing:
+        _model(local_store, version)
+    start = threading.Barrier(len(racing))
+
+    def promote(version: str) -> None:
+        start.wait()
+        registry.promote(local_store, version)
+
+    with ThreadPoolExecutor(len(racing)) as pool:
+        list(pool.map(promote, racing))
+    walked_back = [registry.current(local_store).version]
+    while registry.current(local_store).previous_version:
+        walked_back.append(registry.rollback(local_store).version)
+    assert sorted(walked_back) == ["v1", *racing]

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from pokewatch.store import ArtifactNotFound, LocalStore, S3Store, open_store
+from pokewatch.store import ArtifactNotFound, LocalStore, S3Store, WriteConflict, open_store
 
 
 def test_put_get_list_delete(any_store: LocalStore | S3Store) -> None:
@@ -70,3 +70,27 @@ def test_s3_store_fails_over_quickly_on_a_silent_connection(s3_store: S3Store) -
     config = s3_store._s3.meta.config
     assert config.read_timeout == config.connect_timeout == S3Store.TIMEOUT_SECONDS <= 5
     assert config.retries == {"mode": "standard", "total_max_attempts": S3Store.MAX_ATTEMPTS}
+
+
+def test_a_conditional_write_replaces_only_what_it_read(any_store: LocalStore | S3Store) -> None:
+    any_store.put_if_unchanged("models/current.json", b"first", None)
+    with pytest.raises(WriteConflict):  # "only if absent", but it is there
+        any_store.put_if_unchanged("models/current.json", b"again", None)
+    read = any_store.get_tagged("models/current.json")
+    assert read.data == b"first"
+    any_store.put_bytes("models/current.json", b"by another writer")
+    with pytest.raises(WriteConflict):
+        any_store.put_if_unchanged("models/current.json", b"second", read.tag)
+    assert any_store.get_bytes("models/current.json") == b"by another writer"
+    any_store.put_if_unchanged(
+        "models/current.json", b"second", any_store.get_tagged("models/current.json").tag
+    )
+    assert any_store.get_bytes("models/current.json") == b"second"
+    any_store.delete("models/current.json")
+    with pytest.raises(WriteConflict):  # deleted since it was read
+        any_store.put_if_unchanged("models/current.json", b"third", read.tag)
+
+
+def test_local_conditional_writes_list_no_lock_file(local_store: LocalStore) -> None:
+    local_store.put_if_unchanged("models/current.json", b"{}", None)
+    assert local_store.list_keys("models/") == ["models/current.json"]

@@ -227,8 +227,10 @@ def test_only_promote_writes_the_registry_keys(function):
 #: The S3 action behind each store method (S3Store: HeadObject needs s3:GetObject).
 STORE_ACTIONS = {
     "get_bytes": "s3:GetObject",
+    "get_tagged": "s3:GetObject",
     "exists": "s3:GetObject",
     "put_bytes": "s3:PutObject",
+    "put_if_unchanged": "s3:PutObject",
     "delete": "s3:DeleteObject",
     "list_keys": "s3:ListBucket",
 }

@@ -5,17 +5,21 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Callable
+from typing import NamedTuple
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from pokewatch import keys
 from pokewatch.promotion import Promotion
 from pokewatch.serving import ServingFormatError, ServingTable
-from pokewatch.store import ArtifactNotFound, ArtifactStore
+from pokewatch.store import ArtifactNotFound, ArtifactStore, Tagged, WriteConflict
 from pokewatch.validation import problems
 
 PROMOTION_LOG = "models/promotions.json"
 _LOG = TypeAdapter(list[Promotion])
+#: Tries of a promotion whose pointer or log another promotion changed between read and write.
+WRITE_ATTEMPTS = 10
 
 
 class RegistryError(RuntimeError):
@@ -38,12 +42,14 @@ class DamagedRecord(RegistryError):
 def current(store: ArtifactStore) -> Promotion | None:
     """The promotion record of the model in service, or None when no model is in service;
     DamagedRecord if `models/current.json` is not one."""
-    try:
-        data = store.get_bytes(keys.CURRENT_MODEL)
-    except ArtifactNotFound:
+    return _pointer_record(store, _read(store, keys.CURRENT_MODEL))
+
+
+def _pointer_record(store: ArtifactStore, pointer: Tagged | None) -> Promotion | None:
+    if pointer is None:
         return None
     try:
-        return Promotion.model_validate_json(data)
+        return Promotion.model_validate_json(pointer.data)
     except ValidationError as exc:
         raise DamagedRecord(
             f"{keys.CURRENT_MODEL} in {store.uri} is not a promotion record "
@@ -97,29 +103,29 @@ def promote(store: ArtifactStore, version: str, *, data_as_of: dt.date | None = 
     not become its own predecessor, which would cut the way back to the models before it.
     A damaged pointer is replaced, keeping the way back of the log. `data_as_of` defaults to the
     serving file's."""
-    try:
-        previous = current(store)
-    except DamagedRecord:
-        # This repairs the pointer. It is written after the log, so the log's last record is what
-        # it held: the way back goes on from there, and promoting its model puts it back as it was.
-        log = _read_log(store)
-        previous = log[-1] if log else None
+
+    def change(pointer: Tagged | None, log: list[Promotion]) -> _Change:
+        try:
+            previous = _pointer_record(store, pointer)
+        except DamagedRecord:
+            # This repairs the pointer. It is written after the log, so the log's last record is
+            # what it held: the way back goes on from there, and promoting its model puts it back.
+            previous = log[-1] if log else None
+            if previous is not None and previous.version == version:
+                _servable(store, version)
+                return _Change(previous, logged=False)
         if previous is not None and previous.version == version:
-            _servable(store, version)
-            _write_pointer(store, previous)
-            return previous
-    if previous is not None and previous.version == version:
-        return previous
-    table = _servable(store, version)
-    return _put_in_service(
-        store,
-        Promotion(
+            return _Change(previous, logged=False, unchanged=True)
+        table = _servable(store, version)
+        record = Promotion(
             version=version,
             promoted_at=dt.datetime.now(dt.UTC),
             previous_version=previous.version if previous else None,
             data_as_of=data_as_of or table.facts.data_as_of,
-        ),
-    )
+        )
+        return _Change(record, logged=True)
+
+    return _change_service(store, change)
 
 
 def rollback(store: ArtifactStore) -> Promotion:
@@ -127,37 +133,102 @@ def rollback(store: ArtifactStore) -> Promotion:
     stood then. Repeated rollbacks undo one promotion each, back to the first model, also when a
     model was promoted by hand a second time (its newest promotion is not the one to go back to).
     """
-    in_service = current(store)
-    if in_service is None or in_service.previous_version is None:
-        raise RegistryError("there is no earlier model to roll back to")
-    log = _read_log(store)
-    # Where the promotion in service stands in the log (an older log without it: its end), the
-    # newest record of its version and time that is not a rollback: two records may share a
-    # timestamp (a coarse clock, a log written by hand), another version's or a rollback's.
-    undone = next(
-        (
-            i
-            for i in reversed(range(len(log)))
-            if log[i].version == in_service.version
-            and log[i].promoted_at == in_service.original_promoted_at
-            and log[i].restores is None
-        ),
-        len(log),
-    )
-    earlier = next(
-        (p for p in reversed(log[:undone]) if p.version == in_service.previous_version), None
-    )
-    version = in_service.previous_version
-    table = _servable(store, version)
-    return _put_in_service(
-        store,
-        Promotion(
+
+    def change(pointer: Tagged | None, log: list[Promotion]) -> _Change:
+        in_service = _pointer_record(store, pointer)
+        if in_service is None or in_service.previous_version is None:
+            raise RegistryError("there is no earlier model to roll back to")
+        # Where the promotion in service stands in the log (an older log without it: its end),
+        # the newest record of its version and time that is not a rollback: two records may share
+        # a timestamp (a coarse clock, a log written by hand), another version's or a rollback's.
+        undone = next(
+            (
+                i
+                for i in reversed(range(len(log)))
+                if log[i].version == in_service.version
+                and log[i].promoted_at == in_service.original_promoted_at
+                and log[i].restores is None
+            ),
+            len(log),
+        )
+        earlier = next(
+            (p for p in reversed(log[:undone]) if p.version == in_service.previous_version), None
+        )
+        version = in_service.previous_version
+        table = _servable(store, version)
+        record = Promotion(
             version=version,
             promoted_at=dt.datetime.now(dt.UTC),
             previous_version=earlier.previous_version if earlier else None,
             data_as_of=(earlier.data_as_of if earlier else None) or table.facts.data_as_of,
             restores=earlier.original_promoted_at if earlier else None,
-        ),
+        )
+        return _Change(record, logged=True)
+
+    return _change_service(store, change)
+
+
+class _Change(NamedTuple):
+    """What a promotion or rollback puts in the pointer, and whether it is a new log record."""
+
+    record: Promotion
+    logged: bool
+    #: The record is the pointer's own: nothing is written.
+    unchanged: bool = False
+
+
+def _change_service(
+    store: ArtifactStore, change: Callable[[Tagged | None, list[Promotion]], _Change]
+) -> Promotion:
+    """Log and write the pointer that `change` makes of the pointer and the log it read, each
+    only if still as read, else read both again and retry. Two promotions at once (the daily run
+    and a command, two runs) would otherwise both name the same model as the one before theirs,
+    and one record would be lost from the log. The log is written first and the pointer last:
+    readers see the old model or the new one, and the log's last record is the pointer's."""
+    for _ in range(WRITE_ATTEMPTS):
+        pointer = _read(store, keys.CURRENT_MODEL)
+        log, log_tag = _read_log(store)
+        made = change(pointer, log)
+        if made.unchanged:
+            return made.record
+        if made.logged:
+            try:
+                store.put_if_unchanged(
+                    PROMOTION_LOG, _LOG.dump_json([*log, made.record], indent=1), log_tag
+                )
+            except WriteConflict:
+                continue
+        try:
+            store.put_if_unchanged(
+                keys.CURRENT_MODEL,
+                made.record.model_dump_json(indent=1).encode(),
+                pointer.tag if pointer else None,
+            )
+        except WriteConflict:
+            if made.logged:
+                _unlog(store, made.record)
+            continue
+        return made.record
+    raise RegistryError(
+        f"{keys.CURRENT_MODEL} in {store.uri} changed {WRITE_ATTEMPTS} times while this ran "
+        "(other promotions at once); run it again"
+    )
+
+
+def _unlog(store: ArtifactStore, record: Promotion) -> None:
+    """Take back the log record of a promotion whose pointer write lost to another promotion."""
+    for _ in range(WRITE_ATTEMPTS):
+        log, tag = _read_log(store)
+        try:
+            store.put_if_unchanged(
+                PROMOTION_LOG, _LOG.dump_json([p for p in log if p != record], indent=1), tag
+            )
+            return
+        except WriteConflict:
+            continue
+    raise RegistryError(
+        f"{PROMOTION_LOG} in {store.uri} kept changing: it still records a promotion of "
+        f"{record.version!r} at {record.promoted_at.isoformat()} that did not happen"
     )
 
 
@@ -179,28 +250,20 @@ def _servable(store: ArtifactStore, version: str) -> ServingTable:
         raise RegistryError(f"model {version!r} cannot be put in service: {exc}") from exc
 
 
-def _put_in_service(store: ArtifactStore, record: Promotion) -> Promotion:
-    log = _read_log(store)
-    log.append(record)
-    store.put_bytes(PROMOTION_LOG, _LOG.dump_json(log, indent=1), "application/json")
-    # The pointer is written last: readers see either the old model or the new one, never half.
-    _write_pointer(store, record)
-    return record
-
-
-def _write_pointer(store: ArtifactStore, record: Promotion) -> None:
-    store.put_bytes(
-        keys.CURRENT_MODEL, record.model_dump_json(indent=1).encode(), "application/json"
-    )
-
-
-def _read_log(store: ArtifactStore) -> list[Promotion]:
+def _read(store: ArtifactStore, key: str) -> Tagged | None:
     try:
-        data = store.get_bytes(PROMOTION_LOG)
+        return store.get_tagged(key)
     except ArtifactNotFound:
-        return []
+        return None
+
+
+def _read_log(store: ArtifactStore) -> tuple[list[Promotion], str | None]:
+    """The promotion log and its tag (None: there is no log yet)."""
+    found = _read(store, PROMOTION_LOG)
+    if found is None:
+        return [], None
     try:
-        return _LOG.validate_json(data)
+        return _LOG.validate_json(found.data), found.tag
     except ValidationError as exc:
         raise DamagedRecord(
             f"{PROMOTION_LOG} in {store.uri} is not a promotion log "

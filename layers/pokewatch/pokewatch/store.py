@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import fcntl
 import functools
+import hashlib
 import os
 import tempfile
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar, Protocol
+from typing import TYPE_CHECKING, ClassVar, NamedTuple, Protocol
 from urllib.parse import urlparse
 
 if TYPE_CHECKING:
@@ -19,6 +21,17 @@ class ArtifactNotFound(KeyError):
     """The key does not exist in the store."""
 
 
+class WriteConflict(RuntimeError):
+    """A conditional write found its key changed since it was read (another writer at once)."""
+
+
+class Tagged(NamedTuple):
+    """An object's bytes with the tag that a conditional write of it compares."""
+
+    data: bytes
+    tag: str
+
+
 class ArtifactStore(Protocol):
     """Bytes by key; every put replaces the whole object atomically."""
 
@@ -26,9 +39,18 @@ class ArtifactStore(Protocol):
 
     def get_bytes(self, key: str) -> bytes: ...
 
+    def get_tagged(self, key: str) -> Tagged: ...
+
     def put_bytes(
         self, key: str, data: bytes, content_type: str = "application/octet-stream"
     ) -> None: ...
+
+    def put_if_unchanged(
+        self, key: str, data: bytes, tag: str | None, content_type: str = "application/json"
+    ) -> None:
+        """Replace `key` only if it still has `tag` (None: only if it does not exist), else
+        WriteConflict: a read-modify-write that loses no other writer's change."""
+        ...
 
     def exists(self, key: str) -> bool: ...
 
@@ -60,11 +82,37 @@ class LocalStore:
         except FileNotFoundError:
             raise ArtifactNotFound(key) from None
 
+    def get_tagged(self, key: str) -> Tagged:
+        data = self.get_bytes(key)
+        return Tagged(data, _digest(data))
+
     def put_bytes(
         self, key: str, data: bytes, content_type: str = "application/octet-stream"
     ) -> None:
         path = self._path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
+        self._replace(path, data)
+
+    def put_if_unchanged(
+        self, key: str, data: bytes, tag: str | None, content_type: str = "application/json"
+    ) -> None:
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # Conditional writers of a key take turns on a lock file beside it (other processes, and
+        # other threads: each open file has its own lock); readers need none, renames are atomic.
+        with open(path.with_name(f".{path.name}.lock"), "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                found: str | None = _digest(path.read_bytes())
+            except FileNotFoundError:
+                found = None
+            if found != tag:
+                raise WriteConflict(key)
+            self._replace(path, data)
+
+    @staticmethod
+    def _replace(path: Path, data: bytes) -> None:
+        """Write `data` to a temporary file beside `path` and rename it into place."""
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         try:
             with os.fdopen(fd, "wb") as handle:
@@ -115,10 +163,14 @@ class S3Store:
         self._missing = self._s3.exceptions.NoSuchKey
 
     def get_bytes(self, key: str) -> bytes:
+        return self.get_tagged(key).data
+
+    def get_tagged(self, key: str) -> Tagged:
         try:
-            return self._s3.get_object(Bucket=self.bucket, Key=self.prefix + key)["Body"].read()
+            found = self._s3.get_object(Bucket=self.bucket, Key=self.prefix + key)
         except self._missing:
             raise ArtifactNotFound(key) from None
+        return Tagged(found["Body"].read(), found["ETag"])
 
     def put_bytes(
         self, key: str, data: bytes, content_type: str = "application/octet-stream"
@@ -126,6 +178,26 @@ class S3Store:
         self._s3.put_object(
             Bucket=self.bucket, Key=self.prefix + key, Body=data, ContentType=content_type
         )
+
+    def put_if_unchanged(
+        self, key: str, data: bytes, tag: str | None, content_type: str = "application/json"
+    ) -> None:
+        # S3 conditional writes: 412 when the ETag differs (or the key exists, for "*"), 409 when
+        # another conditional write of the key is in flight, 404 when it was deleted meanwhile.
+        condition = {"IfMatch": tag} if tag is not None else {"IfNoneMatch": "*"}
+        try:
+            self._s3.put_object(
+                Bucket=self.bucket,
+                Key=self.prefix + key,
+                Body=data,
+                ContentType=content_type,
+                **condition,
+            )
+        except self._s3.exceptions.ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code")
+            if code in ("PreconditionFailed", "ConditionalRequestConflict", "NoSuchKey"):
+                raise WriteConflict(key) from None
+            raise
 
     def exists(self, key: str) -> bool:
         found = self._s3.list_objects_v2(Bucket=self.bucket, Prefix=self.prefix + key, MaxKeys=1)
@@ -143,6 +215,11 @@ class S3Store:
 
 
 _CLIENT_CREATION = threading.Lock()
+
+
+def _digest(data: bytes) -> str:
+    """A local object's tag: its content's hash (what an S3 ETag is for a single-part upload)."""
+    return hashlib.sha256(data).hexdigest()
 
 
 @functools.cache
