@@ -250,6 +250,20 @@ def test_backtest_horizon_is_held_to_the_settings_bounds(
     assert "horizon_days: Input should be less than or equal to 365" in err
 
 
+@pytest.mark.parametrize(
+    ("option", "value", "limit"), [("--cards", "1000000", 20000), ("--history-days", "40000", 3650)]
+)
+def test_a_run_beyond_the_request_limits_is_refused_before_it_starts(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], option: str, value: str, limit: int
+) -> None:
+    # A million sample cards ran until memory ran out; the run's own validation would fail it
+    # only as a failed execution, with pydantic's message in JSON.
+    code, out, err = _run(capsys, "pipeline", "run", option, value, "--store", str(tmp_path))
+    assert (code, out) == (2, "")
+    assert err == f"pokewatch: error: {option}: Input should be less than or equal to {limit}\n"
+    assert not any(tmp_path.iterdir())
+
+
 def test_rejects_bad_option_values(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exit_info:
         main(["pipeline", "run", "--as-of", "yesterday"])

@@ -205,6 +205,7 @@ def _pipeline_run(args: argparse.Namespace) -> int:
         "sets": [s.strip() for s in args.sets.split(",") if s.strip()] if args.sets else None,
     }
     request = {k: v for k, v in request.items() if v is not None}
+    _check_run_request(request)
     store = _open_store(args.store)
     print(f"PokeWatch pipeline → store {store.uri}")
     result = run_pipeline(
@@ -215,6 +216,22 @@ def _pipeline_run(args: argparse.Namespace) -> int:
         return 0
     print(f"pipeline failed: {result.error}: {result.cause}", file=sys.stderr)
     return 1
+
+
+def _check_run_request(request: dict[str, Any]) -> None:
+    """The execution input's own limits (`RunRequest`), as an option's error before the run
+    starts rather than as a failed execution."""
+    from pydantic import ValidationError
+
+    from pokewatch.steps import RunRequest
+    from pokewatch.validation import error_message
+
+    try:
+        RunRequest.model_validate(request)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        option = str(error["loc"][0]).replace("_", "-")
+        raise CliError(f"--{option}: {error_message(dict(error))}") from exc
 
 
 def _serve(args: argparse.Namespace) -> int:

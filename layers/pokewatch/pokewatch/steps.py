@@ -14,6 +14,11 @@ import textwrap
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
 
+#: Limits of a run request (`pokewatch pipeline run --cards / --history-days`).
+MAX_SAMPLE_CARDS = 20_000
+MAX_BACKFILL_DAYS = 3_650
+
+
 class StepModel(BaseModel):
     """Base of every step document: unknown fields are tolerated (Step Functions adds some)."""
 
@@ -27,8 +32,15 @@ class RunRequest(StepModel):
     as_of: dt.date | None = None
     sets: list[str] | None = None
     input: str | None = Field(default=None, description="CSV path or URI for the csv source")
-    cards: int | None = Field(default=None, ge=1, description="sample market size")
-    history_days: int | None = Field(default=None, ge=1, description="backfill on a first run")
+    #: At most the market the deployed functions' memory is sized for (docs/scaling.md): a typo
+    #: (a million cards) would otherwise run until the collect or preprocess step ran out of it.
+    cards: int | None = Field(
+        default=None, ge=1, le=MAX_SAMPLE_CARDS, description="sample market size"
+    )
+    #: Ten years at most: a run learns from the last `history_window_days` (730) only.
+    history_days: int | None = Field(
+        default=None, ge=1, le=MAX_BACKFILL_DAYS, description="backfill on a first run"
+    )
 
 
 class RunConfig(StepModel):
