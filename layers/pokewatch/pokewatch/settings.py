@@ -17,6 +17,13 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 _ENV_PREFIX = "pokewatch_"
 
 
+#: The sample market's size at most: the market the deployed functions' memory is sized for
+#: (docs/scaling.md). A typo (a million cards) ran until collect or preprocess ran out of memory.
+MAX_SAMPLE_CARDS = 20_000
+#: A first run's backfill at most, ten years: a run learns from `history_window_days` only.
+MAX_BACKFILL_DAYS = 3_650
+
+
 class Settings(BaseModel):
     """Thresholds, horizon, source and store of PokeWatch."""
 
@@ -33,8 +40,8 @@ class Settings(BaseModel):
     #: Share of bad rows in a CSV above which the run stops instead of skipping them.
     csv_max_bad_share: float = Field(default=0.05, ge=0, le=1)
     sample_seed: int = 7
-    sample_cards: int = Field(default=300, ge=1)
-    sample_history_days: int = Field(default=400, ge=1)
+    sample_cards: int = Field(default=300, ge=1, le=MAX_SAMPLE_CARDS)
+    sample_history_days: int = Field(default=400, ge=1, le=MAX_BACKFILL_DAYS)
     pokemontcg_api_key_parameter: str | None = None
     pricetracker_api_key_parameter: str | None = None
     http_timeout_seconds: float = 10.0

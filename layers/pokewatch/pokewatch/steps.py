@@ -13,10 +13,7 @@ import textwrap
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
-
-#: Limits of a run request (`pokewatch pipeline run --cards / --history-days`).
-MAX_SAMPLE_CARDS = 20_000
-MAX_BACKFILL_DAYS = 3_650
+from pokewatch.settings import MAX_BACKFILL_DAYS, MAX_SAMPLE_CARDS
 
 
 class StepModel(BaseModel):
@@ -32,12 +29,9 @@ class RunRequest(StepModel):
     as_of: dt.date | None = None
     sets: list[str] | None = None
     input: str | None = Field(default=None, description="CSV path or URI for the csv source")
-    #: At most the market the deployed functions' memory is sized for (docs/scaling.md): a typo
-    #: (a million cards) would otherwise run until the collect or preprocess step ran out of it.
     cards: int | None = Field(
         default=None, ge=1, le=MAX_SAMPLE_CARDS, description="sample market size"
     )
-    #: Ten years at most: a run learns from the last `history_window_days` (730) only.
     history_days: int | None = Field(
         default=None, ge=1, le=MAX_BACKFILL_DAYS, description="backfill on a first run"
     )
