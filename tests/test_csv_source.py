@@ -87,6 +87,16 @@ def test_a_missing_value_marker_in_the_date_is_a_missing_date(tmp_path: Path) ->
             "date: must be a date YYYY-MM-DD, found '2024-02-30'",
         ),
         ("sv1-1_normal,yesterday,1.0,,,,,,,", "date: must be a date YYYY-MM-DD, found 'yesterday'"),
+        # A year typo: a day pandas cannot hold in nanoseconds failed the whole file with a
+        # traceback (OutOfBoundsDatetime) instead of naming its row.
+        (
+            "sv1-1_normal,0224-01-21,1.0,,,,,,,",
+            "date: must be a date from 1990-01-01 to 2100-12-31, found '0224-01-21'",
+        ),
+        (
+            "sv1-1_normal,9024-01-21,1.0,,,,,,,",
+            "date: must be a date from 1990-01-01 to 2100-12-31, found '9024-01-21'",
+        ),
         ("sv1-1_normal,,1.0,,,,,,,", "date: missing"),
         ("sv1-1_normal,2024-01-21,-3.5,,,,,,,", "market_price: must not be negative, found '-3.5'"),
         ("sv1-1_normal,2024-01-21,cheap,,,,,,,", "market_price: must be a number, found 'cheap'"),
@@ -149,6 +159,22 @@ def test_an_unusable_optional_value_is_read_as_missing_with_one_warning_per_colu
         "must be a whole number, found '3.5'",
         f"{path}: release_date: 2 unusable values read as missing, first at {path}:2: "
         "must be a date YYYY-MM-DD, found '03/31/2023'",
+    ]
+
+
+def test_a_release_date_out_of_range_is_read_as_missing(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # 1999 typed as 0999: the day fits no nanosecond timestamp and failed the whole file.
+    path = write_csv(tmp_path / "p.csv", [*GOOD, "sv1-5_normal,2024-01-07,2.0,,,,,,0999-01-09,"])
+
+    result = read_long_csv(path, max_bad_share=0.0)
+
+    assert result.bad_rows == []
+    assert pd.isna(result.history["release_date"].iloc[-1])
+    assert [r.getMessage() for r in caplog.records] == [
+        f"{path}: release_date: 1 unusable value read as missing, first at {path}:6: "
+        "must be a date from 1990-01-01 to 2100-12-31, found '0999-01-09'"
     ]
 
 

@@ -23,16 +23,13 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from pokewatch.card_ids import CardId
-from pokewatch.price_limits import MAX_PRICE_USD
+from pokewatch.price_limits import EARLIEST_DATE, LATEST_DATE, MAX_PRICE_USD
 from pokewatch.serving import CardInfo
 from pokewatch.signals import Signal
 
 MAX_BATCH_ITEMS = 100
 #: The largest request body accepted: a full batch of 100 items is about 10 KB.
 MAX_BODY_CHARS = 64 * 1024
-#: Dates outside this range are rejected as input errors rather than looked up.
-EARLIEST_DATE = dt.date(1990, 1, 1)
-LATEST_DATE = dt.date(2100, 12, 31)
 _ISO_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 

@@ -1,9 +1,15 @@
-"""The bounds of a price PokeWatch takes, from a source or from an API request.
+"""The bounds of a price PokeWatch takes, and of its date, from a source or from an API request.
 
 Kept apart from `observations` (whose pydantic models cost the API's cold start ~15 ms to build)
-so that the API can import the bound alone.
+so that the API can import the bounds alone.
 """
+
+import datetime as dt
 
 #: Prices are below this (USD): above any card ever sold, so a larger one is a unit or parsing
 #: error; served prices are float32, which a price of 1e39 would turn into infinity.
 MAX_PRICE_USD = 10_000_000.0
+#: Prices are dated in this range: a day outside it is a typo (0224 for 2024) or a sentinel
+#: (9999-12-31), and pandas holds days as nanosecond timestamps, which end in 1677 and 2262.
+EARLIEST_DATE = dt.date(1990, 1, 1)
+LATEST_DATE = dt.date(2100, 12, 31)

@@ -6,13 +6,14 @@ import datetime as dt
 import uuid
 
 from pokewatch.history import last_collected_day_by_set, last_price_day_by_set
+from pokewatch.price_limits import EARLIEST_DATE
 from pokewatch.settings import Settings
 from pokewatch.sources.registry import get_source
 from pokewatch.steps import CollectItem, Plan, RunConfig, RunRequest
 from pokewatch.store import ArtifactStore
 
 #: Where "everything the source has" starts when a run asks for no history limit (csv backfill).
-EARLIEST_HISTORY = dt.date(1990, 1, 1)
+EARLIEST_HISTORY = EARLIEST_DATE
 #: Sources that are a file: a first run takes the whole file, and each later run resumes a set
 #: after its latest stored price, not after the day it was collected, so that rows a later export
 #: brings for days before the last run (published late) are read, not skipped.
