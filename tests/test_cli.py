@@ -271,6 +271,19 @@ def test_rejects_bad_option_values(capsys: pytest.CaptureFixture[str]) -> None:
     assert "not a date" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("as_of", ["0001-01-01", "1989-12-31", "2101-01-01", "9999-12-31"])
+def test_an_as_of_out_of_range_is_refused_naming_the_option(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], as_of: str
+) -> None:
+    # It ran the pipeline and failed in a step: OverflowError 'date value out of range', or a
+    # collect failure of every set with pandas' OutOfBoundsDatetime.
+    with pytest.raises(SystemExit) as exit_info:
+        main(["pipeline", "run", "--as-of", as_of, "--store", str(tmp_path)])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert f"argument --as-of: must be a date from 1990-01-01 to 2100-12-31: '{as_of}'" in err
+
+
 def test_models_commands_on_an_empty_store(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -5,10 +5,13 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
+import pytest
+from pydantic import ValidationError
+
 from pokewatch import keys
 from pokewatch.history import load_raw_history
 from pokewatch.pipeline.collect import collect_set
-from pokewatch.pipeline.plan import plan_run
+from pokewatch.pipeline.plan import EARLIEST_HISTORY, plan_run
 from pokewatch.settings import Settings
 from pokewatch.steps import RunRequest
 from pokewatch.store import LocalStore
@@ -27,6 +30,21 @@ def _starts(store: LocalStore, sets: list[str]) -> dict[str, dt.date]:
 
 def test_a_first_run_backfills_the_history_days(tmp_path: Path) -> None:
     assert _starts(LocalStore(tmp_path), ["a"]) == {"a": dt.date(2025, 5, 4)}
+
+
+def test_a_backfill_longer_than_the_earliest_history_starts_there(tmp_path: Path) -> None:
+    # `--history-days 99999999` was an OverflowError ('date value out of range') in the plan.
+    request = RunRequest(source="sample", as_of=AS_OF, sets=["a"], history_days=99_999_999)
+    [item] = plan_run(request, Settings(), LocalStore(tmp_path)).items
+    assert item.start == EARLIEST_HISTORY
+
+
+@pytest.mark.parametrize("as_of", ["0001-01-01", "9999-12-31"])
+def test_an_as_of_out_of_range_is_an_invalid_request(as_of: str) -> None:
+    # Started by hand (`aws stepfunctions start-execution`, `pokewatch invoke plan`), it failed
+    # in the plan or in every collect with an overflow, not as an input error naming the field.
+    with pytest.raises(ValidationError, match=r"as_of\n.*from 1990-01-01 to 2100-12-31"):
+        RunRequest.model_validate({"as_of": as_of})
 
 
 def test_each_set_resumes_after_its_own_last_collection(tmp_path: Path) -> None:

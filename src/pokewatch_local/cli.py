@@ -96,10 +96,18 @@ def _store_option(parser: argparse.ArgumentParser) -> None:
 
 
 def _date(text: str) -> dt.date:
+    from pokewatch.price_limits import EARLIEST_DATE, LATEST_DATE
+
     try:
-        return dt.date.fromisoformat(text)
+        day = dt.date.fromisoformat(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {text!r}") from None
+    # Said here, naming the option: the run would fail in a step with a date overflow.
+    if not EARLIEST_DATE <= day <= LATEST_DATE:
+        raise argparse.ArgumentTypeError(
+            f"must be a date from {EARLIEST_DATE} to {LATEST_DATE}: {text!r}"
+        )
+    return day
 
 
 def _whole_number(low: int, high: int | None, meaning: str) -> Callable[[str], int]:

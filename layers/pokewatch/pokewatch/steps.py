@@ -11,7 +11,9 @@ import datetime as dt
 import json
 import textwrap
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
+
+from pokewatch.price_limits import EARLIEST_DATE, LATEST_DATE
 
 from pokewatch.settings import MAX_BACKFILL_DAYS, MAX_SAMPLE_CARDS
 
@@ -35,6 +37,14 @@ class RunRequest(StepModel):
     history_days: int | None = Field(
         default=None, ge=1, le=MAX_BACKFILL_DAYS, description="backfill on a first run"
     )
+
+    @field_validator("as_of")
+    @classmethod
+    def _plausible_day(cls, value: dt.date | None) -> dt.date | None:
+        # A day outside the prices' range failed later, in a step, as a date overflow.
+        if value is not None and not EARLIEST_DATE <= value <= LATEST_DATE:
+            raise ValueError(f"must be a date from {EARLIEST_DATE} to {LATEST_DATE}")
+        return value
 
 
 class RunConfig(StepModel):

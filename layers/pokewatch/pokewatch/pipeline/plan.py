@@ -70,6 +70,8 @@ def _default_history_days(request: RunRequest, settings: Settings) -> int | None
 def _first_day_to_collect(run: RunConfig, last_collected: dt.date | None) -> dt.date:
     if last_collected is not None:
         return last_collected + dt.timedelta(days=1)
-    if run.history_days is None:
+    # A backfill reaching back before the earliest history is all of it (and one of 99,999,999
+    # days would not be a date).
+    if run.history_days is None or run.history_days > (run.as_of - EARLIEST_HISTORY).days:
         return EARLIEST_HISTORY
     return run.as_of - dt.timedelta(days=run.history_days - 1)
