@@ -28,6 +28,7 @@ import pytest
 import responses
 from responses import matchers
 
+from pokewatch.sources.sample import SampleMarket
 from pokewatch.store import LocalStore
 from pokewatch_local.asl import ExecutionResult, StateMachine
 from pokewatch_local.lambda_runtime import LocalLambda
@@ -279,10 +280,17 @@ def test_each_retrier_keeps_its_own_count(
 
 
 def test_a_value_error_is_not_retried_but_caught(
-    template: SamTemplate, definition: dict[str, Any], store: LocalStore
+    template: SamTemplate,
+    definition: dict[str, Any],
+    store: LocalStore,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    # The sample market starts in 2023: a 5,000-day backfill is a ValueError in every Collect.
-    request = {"source": "sample", "cards": 40, "history_days": 5000, "as_of": "2026-11-27"}
+    # A bug of the source, not a transient fault: a ValueError in every Collect.
+    def broken(*_: object) -> None:
+        raise ValueError("a bug in the source")
+
+    monkeypatch.setattr(SampleMarket, "collect", broken)
+    request = {"source": "sample", "cards": 40, "history_days": 30, "as_of": "2026-11-27"}
 
     result, sleeps = run(template, store, request, {})
 

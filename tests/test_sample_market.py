@@ -12,7 +12,7 @@ import pytest
 
 from pokewatch.observations import HISTORY_COLUMNS, PriceObservation
 from pokewatch.sources.base import SourceError
-from pokewatch.sources.sample import SampleMarket, to_weekly, weekly_statistics
+from pokewatch.sources.sample import DEFAULT_EPOCH, SampleMarket, to_weekly, weekly_statistics
 
 REAL_CSV = Path(__file__).resolve().parents[2] / "shared/data/tcgplayer_weekly_2024.csv.gz"
 DAY = dt.date(2024, 6, 12)
@@ -117,10 +117,18 @@ def test_unreleased_sets_are_not_listed_and_have_no_rows_before_release() -> Non
     assert frame["date"].nunique() == 3
 
 
+def test_days_before_the_market_starts_have_no_rows(market: SampleMarket) -> None:
+    # As days before a set's release have none. They were a ValueError that failed every set of
+    # `pokewatch pipeline run --history-days 1500` (or `make run HISTORY_DAYS=1500`).
+    set_id = market.list_sets(DAY)[0]
+    frame = market.collect(set_id, dt.date(2022, 12, 20), dt.date(2023, 1, 2))
+    assert frame["date"].min() == pd.Timestamp(DEFAULT_EPOCH)
+    assert frame["date"].nunique() == 2
+    assert market.collect(set_id, dt.date(2022, 1, 1), dt.date(2022, 12, 31)).empty
+
+
 def test_bad_requests_are_clear_errors(market: SampleMarket) -> None:
     set_id = market.list_sets(DAY)[0]
-    with pytest.raises(ValueError, match="starts on 2023-01-01"):
-        market.collect(set_id, dt.date(2022, 12, 31), DAY)
     with pytest.raises(ValueError, match="after end"):
         market.collect(set_id, DAY, DAY - dt.timedelta(1))
     with pytest.raises(SourceError, match="unknown set"):

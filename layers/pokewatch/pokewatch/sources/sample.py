@@ -34,7 +34,7 @@ from pokewatch.observations import Card
 from pokewatch.sources.base import SourceError, normalise_history
 
 #: Default first simulated day. Paths start here (or at a set's release, if later), so a
-#: history of 730 days ending in 2025 or later is available; earlier days raise ValueError.
+#: history of 730 days ending in 2025 or later is available; earlier days have no prices.
 DEFAULT_EPOCH = dt.date(2023, 1, 1)
 
 #: Real sets (pokemontcg.io id | name | series | release date) that the market draws from,
@@ -447,16 +447,14 @@ class SampleMarket:
         as a history table ordered by date then card."""
         if start > end:
             raise ValueError(f"start {start} is after end {end}")
-        if start < self.epoch:
-            raise ValueError(
-                f"the sample market starts on {self.epoch}; asked for {start}"
-                " (use an earlier epoch for older history)"
-            )
         market = self._set(set_id)
-        paths = _simulate(self.seed, market, self.epoch, (end - self.epoch).days + 1)
-        first = (start - self.epoch).days
+        # The market has no price before its first day, as a set has none before its release:
+        # a backfill reaching further back (`--history-days 1500`) gets the days there are.
+        n_total = (end - self.epoch).days + 1
+        paths = _simulate(self.seed, market, self.epoch, max(n_total, 1))
+        first = max((start - self.epoch).days, 0)
         released = max((market.spec.release_date - self.epoch).days, first)
-        days = np.arange(released, paths.price.shape[0])
+        days = np.arange(released, n_total)
         n_days, n_cards = len(days), len(market.cards)
         frame = pd.DataFrame(
             {
