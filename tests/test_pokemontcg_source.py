@@ -84,6 +84,25 @@ def test_collect_walks_every_page_and_keeps_one_row_per_priced_variant(
 
 
 @responses.activate
+def test_a_day_out_of_range_skips_its_card_or_is_a_missing_release_date(
+    source: PokemonTcgSource,
+) -> None:
+    # A sentinel day (0001/01/01) failed the whole set with pandas' OutOfBoundsDatetime.
+    page = fixture("cards_sv1_page1.json")
+    page["data"][0]["tcgplayer"]["updatedAt"] = "0001/01/01"
+    page["data"][1]["set"] = {**page["data"][1]["set"], "releaseDate": "0023/03/31"}
+    responses.get(f"{BASE}/cards", json=page, match=[cards_query("sv1", 1)])
+    responses.get(
+        f"{BASE}/cards", json=fixture("cards_sv1_page2.json"), match=[cards_query("sv1", 2)]
+    )
+
+    rows = source.collect("sv1", dt.date(2024, 6, 1), dt.date(2024, 6, 1))
+
+    assert rows["card_id"].tolist() == ["sv1-81_holofoil", "sv1-198_1st_edition_holofoil"]
+    assert pd.isna(rows.set_index("card_id").loc["sv1-81_holofoil", "release_date"])
+
+
+@responses.activate
 def test_pages_without_a_total_count_are_walked_until_a_short_one(
     source: PokemonTcgSource,
 ) -> None:

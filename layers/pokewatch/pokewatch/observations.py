@@ -8,7 +8,7 @@ import math
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from pokewatch.card_ids import CardId
-from pokewatch.price_limits import MAX_PRICE_USD
+from pokewatch.price_limits import EARLIEST_DATE, LATEST_DATE, MAX_PRICE_USD, plausible_day
 
 
 class Card(BaseModel):
@@ -25,6 +25,15 @@ class Card(BaseModel):
     variant: str = ""
     release_date: dt.date | None = None
 
+    @field_validator("release_date")
+    @classmethod
+    def _missing_if_implausible(cls, value: dt.date | None) -> dt.date | None:
+        # An attribute, not the price: a sentinel or typo (0023 for 2023) is read as missing, as
+        # the csv source reads it, rather than cost the card its prices.
+        if value is None or EARLIEST_DATE <= value <= LATEST_DATE:
+            return value
+        return None
+
 
 class PriceObservation(Card):
     """One market price of one card print on one day, as collected from a source."""
@@ -34,6 +43,12 @@ class PriceObservation(Card):
     low_price: float | None = Field(default=None, ge=0, lt=MAX_PRICE_USD)
     high_price: float | None = Field(default=None, ge=0, lt=MAX_PRICE_USD)
     volume: int | None = Field(default=None, ge=0)
+
+    @field_validator("date")
+    @classmethod
+    def _plausible_day(cls, value: dt.date) -> dt.date:
+        # An API's sentinel day (0001/01/01) failed the whole set as a pandas date overflow.
+        return plausible_day(value)
 
     @field_validator("market_price", "low_price", "high_price")
     @classmethod

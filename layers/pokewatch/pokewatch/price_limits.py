@@ -13,3 +13,10 @@ MAX_PRICE_USD = 10_000_000.0
 #: (9999-12-31), and pandas holds days as nanosecond timestamps, which end in 1677 and 2262.
 EARLIEST_DATE = dt.date(1990, 1, 1)
 LATEST_DATE = dt.date(2100, 12, 31)
+
+
+def plausible_day(day: dt.date) -> dt.date:
+    """`day`, or a ValueError saying the range when it is outside it."""
+    if not EARLIEST_DATE <= day <= LATEST_DATE:
+        raise ValueError(f"must be a date from {EARLIEST_DATE} to {LATEST_DATE}")
+    return day

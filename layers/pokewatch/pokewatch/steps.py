@@ -13,8 +13,7 @@ import textwrap
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
 
-from pokewatch.price_limits import EARLIEST_DATE, LATEST_DATE
-
+from pokewatch.price_limits import plausible_day
 from pokewatch.settings import MAX_BACKFILL_DAYS, MAX_SAMPLE_CARDS
 
 
@@ -42,9 +41,7 @@ class RunRequest(StepModel):
     @classmethod
     def _plausible_day(cls, value: dt.date | None) -> dt.date | None:
         # A day outside the prices' range failed later, in a step, as a date overflow.
-        if value is not None and not EARLIEST_DATE <= value <= LATEST_DATE:
-            raise ValueError(f"must be a date from {EARLIEST_DATE} to {LATEST_DATE}")
-        return value
+        return value if value is None else plausible_day(value)
 
 
 class RunConfig(StepModel):
