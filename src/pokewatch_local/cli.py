@@ -96,18 +96,10 @@ def _store_option(parser: argparse.ArgumentParser) -> None:
 
 
 def _date(text: str) -> dt.date:
-    from pokewatch.price_limits import EARLIEST_DATE, LATEST_DATE
-
     try:
-        day = dt.date.fromisoformat(text)
+        return dt.date.fromisoformat(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {text!r}") from None
-    # Said here, naming the option: the run would fail in a step with a date overflow.
-    if not EARLIEST_DATE <= day <= LATEST_DATE:
-        raise argparse.ArgumentTypeError(
-            f"must be a date from {EARLIEST_DATE} to {LATEST_DATE}: {text!r}"
-        )
-    return day
 
 
 def _whole_number(low: int, high: int | None, meaning: str) -> Callable[[str], int]:
@@ -227,8 +219,8 @@ def _pipeline_run(args: argparse.Namespace) -> int:
 
 
 def _check_run_request(request: dict[str, Any]) -> None:
-    """The execution input's own limits (`RunRequest`), as an option's error before the run
-    starts rather than as a failed execution."""
+    """The execution input's own limits (`RunRequest`: the sample market's size, the backfill,
+    the range of days), as an option's error before the run starts rather than a failed run."""
     from pydantic import ValidationError
 
     from pokewatch.steps import RunRequest
