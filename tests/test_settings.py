@@ -53,6 +53,19 @@ def test_an_invalid_variable_names_its_field(no_pokewatch_environment: pytest.Mo
 
 @pytest.mark.parametrize(
     ("variable", "value"),
+    [("POKEWATCH_SAMPLE_CARDS", "1000000"), ("POKEWATCH_SAMPLE_HISTORY_DAYS", "40000")],
+)
+def test_a_sample_market_beyond_the_run_limits_is_refused(
+    no_pokewatch_environment: pytest.MonkeyPatch, variable: str, value: str
+) -> None:
+    # A mistyped size built the market's catalogue in every step until memory or time ran out.
+    no_pokewatch_environment.setenv(variable, value)
+    with pytest.raises(ValidationError, match=variable.removeprefix("POKEWATCH_").lower()):
+        Settings()
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
     [
         ("POKEWATCH_BUY_THRESHOLD", "0.10"),  # 10% below written without its sign: all BUY
         ("POKEWATCH_BUY_THRESHOLD", "-10"),  # a percentage: a price never falls 1000%, no BUY
