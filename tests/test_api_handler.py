@@ -325,7 +325,13 @@ def test_hostile_predict_bodies_are_4xx_naming_the_problem(
 
 @pytest.mark.parametrize(
     "content_type",
-    ["text/plain", "application/xml", "application/x-www-form-urlencoded", "multipart/form-data"],
+    [
+        "text/plain",
+        "application/xml",
+        "application/x-www-form-urlencoded",
+        "multipart/form-data",
+        "application/jsonx",  # it began with application/json: it was read as JSON
+    ],
 )
 def test_a_body_that_is_not_json_is_415(api: ModuleType, content_type: str) -> None:
     headers = {"Content-Type": content_type}
@@ -340,6 +346,7 @@ def test_json_content_type_with_charset_or_none_at_all_is_accepted(api: ModuleTy
         "application/json; charset=utf-8",
         "APPLICATION/JSON",
         "application/JSON; charset=UTF-8",
+        "application/json ;charset=utf-8",
         None,
     ):
         headers = {"Content-Type": content_type}

@@ -85,7 +85,8 @@ def checked_content_type(event: dict) -> tuple[dict | None, dict]:
     if key is None:
         return None, event
     content_type = headers[key].lower()
-    if content_type.startswith("application/json"):
+    # The media type before any parameter (`; charset=utf-8`): `application/jsonx` is not JSON.
+    if content_type.split(";", 1)[0].strip() == "application/json":
         if content_type == headers[key]:
             return None, event
         return None, {**event, "headers": {**headers, key: content_type}}
