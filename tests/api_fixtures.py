@@ -139,6 +139,9 @@ HOSTILE_BODIES = [
     ('{"card_id": "sv1-0000_holofoil", "market_price": 1e999}', 422, "market_price"),
     ('{"card_id": "sv1-0000_holofoil", "market_price": -3}', 422, "market_price"),
     ('{"card_id": "sv1-0000_holofoil", "market_price": 0}', 422, "market_price"),
+    # Below a cent: 5e-324 was answered as a BUY at -100%.
+    ('{"card_id": "sv1-0000_holofoil", "market_price": 5e-324}', 422, "market_price"),
+    ('{"card_id": "sv1-0000_holofoil", "market_price": 0.009}', 422, "market_price"),
     ('{"card_id": "sv1-0000_holofoil", "market_price": 1' + "0" * 5_000 + "}", 422, "body"),
     ('{"card_id": "sv1-0000_holofoil", "market_price": "12.5"}', 422, "market_price"),
     ('{"card_id": "sv1-0000_holofoil", "market_price": true}', 422, "market_price"),

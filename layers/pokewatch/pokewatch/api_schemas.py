@@ -23,7 +23,12 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from pokewatch.card_ids import CardId
-from pokewatch.price_limits import EARLIEST_DATE, LATEST_DATE, MAX_PRICE_USD
+from pokewatch.price_limits import (
+    EARLIEST_DATE,
+    LATEST_DATE,
+    MAX_PRICE_USD,
+    MIN_OFFERED_PRICE_USD,
+)
 from pokewatch.serving import CardInfo
 from pokewatch.signals import Signal
 
@@ -102,8 +107,10 @@ class ApiModel(ApiSchema):
     model_config = ConfigDict(extra="forbid")
 
 
-#: A price asked about: a finite JSON number (not a string), above zero.
-Price = Annotated[float, Field(strict=True, gt=0, lt=MAX_PRICE_USD, allow_inf_nan=False)]
+#: A price asked about: a finite JSON number (not a string), from a cent.
+Price = Annotated[
+    float, Field(strict=True, ge=MIN_OFFERED_PRICE_USD, lt=MAX_PRICE_USD, allow_inf_nan=False)
+]
 
 
 class PredictRequest(ApiModel):

@@ -9,6 +9,9 @@ import datetime as dt
 #: Prices are below this (USD): above any card ever sold, so a larger one is a unit or parsing
 #: error; served prices are float32, which a price of 1e39 would turn into infinity.
 MAX_PRICE_USD = 10_000_000.0
+#: A price offered to the API is at least a cent, the smallest a market quotes: 5e-324 was a
+#: "BUY at −100%". (Sources' prices are kept above 0 only: what they report is what was paid.)
+MIN_OFFERED_PRICE_USD = 0.01
 #: Prices are dated in this range: a day outside it is a typo (0224 for 2024) or a sentinel
 #: (9999-12-31), and pandas holds days as nanosecond timestamps, which end in 1677 and 2262.
 EARLIEST_DATE = dt.date(1990, 1, 1)
