@@ -65,12 +65,15 @@ class CollectItem(StepModel):
 
 
 class CollectResult(StepModel):
-    """What one Map iteration wrote."""
+    """What one Map iteration wrote, and the days it asked for (None: from before they were
+    recorded)."""
 
     set_id: str
     key: str
     rows: int
     cards: int
+    start: dt.date | None = None
+    end: dt.date | None = None
 
 
 class Plan(StepModel):

@@ -21,5 +21,10 @@ def collect_set(item: CollectItem, settings: Settings, store: ArtifactStore) -> 
     key = keys.raw_partition(item.run.source, item.end, item.set_id)
     store.put_bytes(key, to_parquet_bytes(frame))
     return CollectResult(
-        set_id=item.set_id, key=key, rows=len(frame), cards=int(frame["card_id"].nunique())
+        set_id=item.set_id,
+        key=key,
+        rows=len(frame),
+        cards=int(frame["card_id"].nunique()),
+        start=item.start,
+        end=item.end,
     )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 from pokewatch import keys
 from pokewatch.features import build_features
 from pokewatch.history import load_raw_history, to_parquet_bytes
@@ -32,7 +34,7 @@ def build_dataset(request: PreprocessInput, settings: Settings, store: ArtifactS
                 f"{run.source!r} has no prices on or before {run.as_of}"
             )
         failures = ", ".join(f.summary for f in failed) or "none"
-        empty = ", ".join(sorted(r.set_id for r in collected if not r.rows)) or "none"
+        empty = _empty_sets([r for r in collected if not r.rows])
         raise NoDataCollected(
             f"no prices collected from {run.source!r} in run {run.run_id}; "
             f"failed sets: {failures}; empty sets: {empty}"
@@ -51,4 +53,20 @@ def build_dataset(request: PreprocessInput, settings: Settings, store: ArtifactS
         data_as_of=history["date"].max().date(),
         collected_sets=sorted(r.set_id for r in collected),
         failed_sets=failed,
+    )
+
+
+def _empty_sets(empty: list[CollectResult]) -> str:
+    """`bp, g1 (no price dated 2024-11-24..2024-11-28)`: the sets that returned nothing, by the
+    days they asked for. The days say why a window missed the data (a file that ends years
+    before `--as-of`, a backfill too short for an illiquid set)."""
+    by_days: dict[tuple[dt.date | None, dt.date | None], list[str]] = {}
+    for result in sorted(empty, key=lambda r: r.set_id):
+        by_days.setdefault((result.start, result.end), []).append(result.set_id)
+    return (
+        "; ".join(
+            f"{', '.join(sets)} (no price dated {start}..{end})" if start else ", ".join(sets)
+            for (start, end), sets in by_days.items()
+        )
+        or "none"
     )
