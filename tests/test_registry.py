@@ -275,3 +275,35 @@ def test_promotions_at_once_each_stay_on_the_way_back(local_store: LocalStore) -
     while registry.current(local_store).previous_version:
         walked_back.append(registry.rollback(local_store).version)
     assert sorted(walked_back) == ["v1", *racing]
+
+
+def _first_put_of_key_retried(store: S3Store, key: str) -> None:
+    """Make botocore send the first PUT of `key` again after it has landed, as its retry of a
+    request whose answer timed out (3 s) does: S3 answers the repeat 412, its ETag has changed."""
+    retried: list[str] = []
+
+    def needs_retry(request_dict: dict, **_: object) -> int | None:
+        if request_dict["url_path"].endswith("/" + key) and not retried:
+            retried.append(key)
+            return 0  # seconds to wait before the retry
+        return None
+
+    store._s3.meta.events.register_first("needs-retry.s3.PutObject", needs_retry)
+
+
+@pytest.mark.parametrize("key", [registry.PROMOTION_LOG, keys.CURRENT_MODEL])
+def test_a_write_that_landed_but_was_answered_as_a_conflict_is_kept(
+    s3_store: S3Store, key: str
+) -> None:
+    # The pointer's: the record was taken out of the log while its model went in service, so a
+    # rollback from the next model could not go back past it. The log's: a second record.
+    _promoted(s3_store, "v1")
+    _model(s3_store, "v2")
+    _model(s3_store, "v3")
+    _first_put_of_key_retried(s3_store, key)
+    promoted = registry.promote(s3_store, "v2")
+    assert registry.current(s3_store) == promoted
+    assert registry._read_log(s3_store)[0][-1] == promoted
+    assert [p.version for p in registry._read_log(s3_store)[0]] == ["v1", "v2"]
+    registry.promote(s3_store, "v3")
+    assert [registry.rollback(s3_store).version for _ in range(2)] == ["v2", "v1"]

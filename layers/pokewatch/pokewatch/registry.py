@@ -191,13 +191,18 @@ def _change_service(
         made = change(pointer, log)
         if made.unchanged:
             return made.record
+        # A conflict may be this write's own: a request whose answer timed out is sent again
+        # (botocore retries it), and S3 answers the repeat 412, the first having changed the tag.
+        # Whether the record is there says which: retrying it would log it twice, and taking it
+        # out of the log would cut the way back past a model that is in service.
         if made.logged:
             try:
                 store.put_if_unchanged(
                     PROMOTION_LOG, _LOG.dump_json([*log, made.record], indent=1), log_tag
                 )
             except WriteConflict:
-                continue
+                if made.record not in _read_log(store)[0]:
+                    continue
         try:
             store.put_if_unchanged(
                 keys.CURRENT_MODEL,
@@ -205,14 +210,23 @@ def _change_service(
                 pointer.tag if pointer else None,
             )
         except WriteConflict:
-            if made.logged:
-                _unlog(store, made.record)
-            continue
+            if not _in_service(store, made.record):
+                if made.logged:
+                    _unlog(store, made.record)
+                continue
         return made.record
     raise RegistryError(
         f"{keys.CURRENT_MODEL} in {store.uri} changed {WRITE_ATTEMPTS} times while this ran "
         "(other promotions at once); run it again"
     )
+
+
+def _in_service(store: ArtifactStore, record: Promotion) -> bool:
+    """Whether the pointer holds `record` (a damaged pointer holds none)."""
+    try:
+        return current(store) == record
+    except DamagedRecord:
+        return False
 
 
 def _unlog(store: ArtifactStore, record: Promotion) -> None:
