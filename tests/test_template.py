@@ -452,5 +452,7 @@ def test_the_state_machine_file_passes_cfn_lints_step_functions_schema(tmp_path:
         text=True,
         timeout=300,
     )
-    findings = {(f["Rule"]["Id"], f["Message"]) for f in json.loads(done.stdout or "[]")}
+    # A clean file prints `[]`: no output at all is cfn-lint failing to run, not a pass.
+    assert done.stdout.strip(), done.stderr
+    findings = {(f["Rule"]["Id"], f["Message"]) for f in json.loads(done.stdout)}
     assert findings - SCHEMA_GAPS == set(), done.stderr
