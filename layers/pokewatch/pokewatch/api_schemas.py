@@ -28,6 +28,7 @@ from pokewatch.price_limits import (
     LATEST_DATE,
     MAX_PRICE_USD,
     MIN_OFFERED_PRICE_USD,
+    is_plausible_day,
 )
 from pokewatch.serving import CardInfo
 from pokewatch.signals import Signal
@@ -149,7 +150,7 @@ class PredictRequest(ApiModel):
     @field_validator("date")
     @classmethod
     def _plausible_date(cls, value: dt.date | None) -> dt.date | None:
-        if value is not None and not EARLIEST_DATE <= value <= LATEST_DATE:
+        if value is not None and not is_plausible_day(value):
             raise ValueError(f"date must be between {EARLIEST_DATE} and {LATEST_DATE}")
         return value
 

@@ -8,7 +8,7 @@ import math
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from pokewatch.card_ids import CardId
-from pokewatch.price_limits import EARLIEST_DATE, LATEST_DATE, MAX_PRICE_USD, plausible_day
+from pokewatch.price_limits import MAX_PRICE_USD, is_plausible_day, plausible_day
 
 
 class Card(BaseModel):
@@ -30,9 +30,7 @@ class Card(BaseModel):
     def _missing_if_implausible(cls, value: dt.date | None) -> dt.date | None:
         # An attribute, not the price: a sentinel or typo (0023 for 2023) is read as missing, as
         # the csv source reads it, rather than cost the card its prices.
-        if value is None or EARLIEST_DATE <= value <= LATEST_DATE:
-            return value
-        return None
+        return value if value is None or is_plausible_day(value) else None
 
 
 class PriceObservation(Card):

@@ -18,8 +18,17 @@ EARLIEST_DATE = dt.date(1990, 1, 1)
 LATEST_DATE = dt.date(2100, 12, 31)
 
 
+#: What is wrong with a day outside the range.
+IMPLAUSIBLE_DAY = f"must be a date from {EARLIEST_DATE} to {LATEST_DATE}"
+
+
+def is_plausible_day(day: dt.date) -> bool:
+    """Whether `day` is in the range prices are dated in."""
+    return EARLIEST_DATE <= day <= LATEST_DATE
+
+
 def plausible_day(day: dt.date) -> dt.date:
     """`day`, or a ValueError saying the range when it is outside it."""
-    if not EARLIEST_DATE <= day <= LATEST_DATE:
-        raise ValueError(f"must be a date from {EARLIEST_DATE} to {LATEST_DATE}")
+    if not is_plausible_day(day):
+        raise ValueError(IMPLAUSIBLE_DAY)
     return day

@@ -33,7 +33,7 @@ from pydantic import BaseModel, ConfigDict
 
 from pokewatch.card_ids import CARD_ID_MAX_LENGTH, CARD_ID_PATTERN, set_id_of
 from pokewatch.observations import HISTORY_COLUMNS
-from pokewatch.price_limits import EARLIEST_DATE, LATEST_DATE, MAX_PRICE_USD
+from pokewatch.price_limits import EARLIEST_DATE, IMPLAUSIBLE_DAY, LATEST_DATE, MAX_PRICE_USD
 from pokewatch.sources.base import SourceError, normalise_history
 from pokewatch.sources.variants import VARIANT_SUFFIX, card_print_id, variant_name
 
@@ -392,7 +392,7 @@ def _days(text: pd.Series, required: bool) -> tuple[pd.Series, pd.Series]:
     out_of_range = day.notna() & ~day.between(
         pd.Timestamp(EARLIEST_DATE), pd.Timestamp(LATEST_DATE)
     )
-    problem.loc[out_of_range] = f"must be a date from {EARLIEST_DATE} to {LATEST_DATE}"
+    problem.loc[out_of_range] = IMPLAUSIBLE_DAY
     day = day.where(~out_of_range)
     timestamp = failed.index[~empty & failed.str.match(_TIMESTAMP)]
     problem.loc[timestamp] = "must be a day YYYY-MM-DD; a time is accepted only at midnight UTC"
