@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from botocore.exceptions import ClientError
+from botocore.stub import Stubber
 
 from pokewatch.store import ArtifactNotFound, LocalStore, S3Store, WriteConflict, open_store
 
@@ -94,3 +96,23 @@ def test_a_conditional_write_replaces_only_what_it_read(any_store: LocalStore | 
 def test_local_conditional_writes_list_no_lock_file(local_store: LocalStore) -> None:
     local_store.put_if_unchanged("models/current.json", b"{}", None)
     assert local_store.list_keys("models/") == ["models/current.json"]
+
+
+@pytest.mark.parametrize(
+    ("code", "status", "conflict"),
+    [
+        ("PreconditionFailed", 412, True),  # the ETag changed, or "*" and the key exists
+        ("ConditionalRequestConflict", 409, True),  # another conditional write in flight
+        ("NoSuchKey", 404, True),  # deleted since it was read
+        ("AccessDenied", 403, False),  # not a conflict: retrying would not help
+    ],
+)
+def test_s3_conditional_write_errors_that_are_conflicts(
+    s3_store: S3Store, code: str, status: int, conflict: bool
+) -> None:
+    # moto answers only 412 and 404; S3 also answers 409 when two conditional writes meet.
+    with Stubber(s3_store._s3) as stub:
+        stub.add_client_error("put_object", service_error_code=code, http_status_code=status)
+        expected = WriteConflict if conflict else ClientError
+        with pytest.raises(expected):
+            s3_store.put_if_unchanged("models/current.json", b"{}", '"etag"')
