@@ -184,7 +184,8 @@ def _change_service(
     only if still as read, else read both again and retry. Two promotions at once (the daily run
     and a command, two runs) would otherwise both name the same model as the one before theirs,
     and one record would be lost from the log. The log is written first and the pointer last:
-    readers see the old model or the new one, and the log's last record is the pointer's."""
+    readers see the old model or the new one, and the model in service has its record in the log
+    (the last one, unless another promotion is between its two writes or stopped there)."""
     for _ in range(WRITE_ATTEMPTS):
         pointer = _read(store, keys.CURRENT_MODEL)
         log, log_tag = _read_log(store)
