@@ -1,8 +1,8 @@
 """Request and response models of the prediction API (SPEC section 7), and the body parser.
 
-Requests are validated strictly: unknown fields, non-finite or non-positive prices, implausible
-dates, duplicate JSON keys, JSON extensions such as `NaN`, over-deep nesting and oversized bodies
-are all input errors (4xx), never server errors.
+Requests are validated strictly: unknown fields, non-finite prices or prices below a cent,
+implausible dates, duplicate JSON keys, JSON extensions such as `NaN`, over-deep nesting and
+oversized bodies are all input errors (4xx), never server errors.
 """
 
 from __future__ import annotations
