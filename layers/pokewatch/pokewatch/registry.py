@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Callable
+import random
+import time
+from collections.abc import Callable, Iterator
 from typing import NamedTuple
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
@@ -186,7 +188,7 @@ def _change_service(
     and one record would be lost from the log. The log is written first and the pointer last:
     readers see the old model or the new one, and the model in service has its record in the log
     (the last one, unless another promotion is between its two writes or stopped there)."""
-    for _ in range(WRITE_ATTEMPTS):
+    for _ in _attempts():
         pointer = _read(store, keys.CURRENT_MODEL)
         log, log_tag = _read_log(store)
         made = change(pointer, log)
@@ -222,6 +224,15 @@ def _change_service(
     )
 
 
+def _attempts() -> Iterator[int]:
+    """`WRITE_ATTEMPTS` tries, apart by a short random pause (full jitter, doubling up to a
+    second): promoters that collided do not collide again in step (S3's advice on a 409)."""
+    for attempt in range(WRITE_ATTEMPTS):
+        if attempt:
+            time.sleep(random.uniform(0, min(1.0, 0.01 * 2**attempt)))
+        yield attempt
+
+
 def _in_service(store: ArtifactStore, record: Promotion) -> bool:
     """Whether the pointer holds `record` (a damaged pointer holds none)."""
     try:
@@ -232,7 +243,7 @@ def _in_service(store: ArtifactStore, record: Promotion) -> bool:
 
 def _unlog(store: ArtifactStore, record: Promotion) -> None:
     """Take back the log record of a promotion whose pointer write lost to another promotion."""
-    for _ in range(WRITE_ATTEMPTS):
+    for _ in _attempts():
         log, tag = _read_log(store)
         try:
             store.put_if_unchanged(
