@@ -102,6 +102,51 @@ def test_a_day_out_of_range_skips_its_card_or_is_a_missing_release_date(
     assert pd.isna(rows.set_index("card_id").loc["sv1-81_holofoil", "release_date"])
 
 
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        (("tcgplayer", "updatedAt"), None),
+        (("rarity",), None),
+        (("name",), None),
+        (("tcgplayer", "prices", "normal", "market"), "N/A"),
+        (("set", "releaseDate"), "soon"),
+    ],
+)
+@responses.activate
+def test_a_card_of_an_unexpected_shape_is_skipped_and_named_not_its_set(
+    source: PokemonTcgSource,
+    caplog: pytest.LogCaptureFixture,
+    field: tuple[str, ...],
+    value: object,
+) -> None:
+    # One odd card (a null rarity, a price "N/A") failed the whole page, so the whole set.
+    page = fixture("cards_sv1_page1.json")
+    parent = page["data"][0]
+    for name in field[:-1]:
+        parent = parent[name]
+    parent[field[-1]] = value
+    responses.get(f"{BASE}/cards", json=page, match=[cards_query("sv1", 1)])
+    responses.get(
+        f"{BASE}/cards", json=fixture("cards_sv1_page2.json"), match=[cards_query("sv1", 2)]
+    )
+
+    rows = source.collect("sv1", dt.date(2024, 6, 1), dt.date(2024, 6, 1))
+
+    assert rows["card_id"].tolist() == ["sv1-81_holofoil", "sv1-198_1st_edition_holofoil"]
+    assert f"skipped 'sv1-1' ({'.'.join(field)}:" in caplog.text
+
+
+@responses.activate
+def test_a_page_of_cards_none_of_which_is_valid_is_a_source_error(
+    source: PokemonTcgSource,
+) -> None:
+    page = {"data": [{"name": "no id, no set"}], "page": 1, "pageSize": 250, "totalCount": 1}
+    responses.get(f"{BASE}/cards", json=page)
+
+    with pytest.raises(SourceError, match=r"unexpected response shape .*item 0 \(id: Field"):
+        source.collect("sv1", dt.date(2024, 6, 1), dt.date(2024, 6, 1))
+
+
 @responses.activate
 def test_pages_without_a_total_count_are_walked_until_a_short_one(
     source: PokemonTcgSource,

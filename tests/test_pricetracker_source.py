@@ -42,6 +42,10 @@ def daily_page() -> dict[str, Any]:
     return page
 
 
+def offset(value: int) -> matchers.query_param_matcher:
+    return matchers.query_param_matcher({"offset": str(value)}, strict_match=False)
+
+
 @pytest.fixture
 def source() -> PriceTrackerSource:
     client = HttpClient(
@@ -86,6 +90,22 @@ def test_a_backfill_pages_with_offsets_and_keeps_the_near_mint_history(
     assert mew["date"].tolist() == [pd.Timestamp("2024-06-01")]
     assert mew["market_price"].tolist() == [81.2]
     assert set(rows["card_id"]) == {"sv3pt5-6_holofoil", "sv3pt5-205_reverse_holofoil"}
+
+
+@responses.activate
+def test_a_card_of_an_unexpected_shape_is_skipped_and_named_not_its_set(
+    source: PriceTrackerSource, caplog: pytest.LogCaptureFixture
+) -> None:
+    # One history point without a date failed the whole page, so the whole set.
+    page1 = fixture("cards_sv3pt5_page1.json")
+    page1["data"][0]["priceHistory"]["conditions"]["Near Mint"]["history"][0]["date"] = None
+    responses.get(f"{BASE}/cards", json=page1, match=[offset(0)])
+    responses.get(f"{BASE}/cards", json=fixture("cards_sv3pt5_page2.json"), match=[offset(1)])
+
+    rows = source.collect("sv3pt5", dt.date(2024, 6, 1), TODAY)
+
+    assert rows["card_id"].tolist() == ["sv3pt5-205_reverse_holofoil"]
+    assert "skipped '65a1f0c2e4b0a1b2c3d4e5f6' (priceHistory.conditions" in caplog.text
 
 
 @responses.activate

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from pokewatch.observations import HISTORY_COLUMNS, TEXT_COLUMNS, PriceObservation
 
@@ -61,15 +61,44 @@ def observations_frame(candidates: Iterable[dict[str, Any]], where: str) -> pd.D
         try:
             rows.append(PriceObservation.model_validate(fields).model_dump())
         except ValidationError as e:
-            first = e.errors()[0]
-            logger.warning(
-                "%s: skipped %s (%s: %s)",
-                where,
-                fields.get("card_id"),
-                ".".join(str(p) for p in first["loc"]),
-                first["msg"],
-            )
+            logger.warning("%s: skipped %s (%s)", where, fields.get("card_id"), first_problem(e))
     return normalise_history(pd.DataFrame(rows, columns=list(HISTORY_COLUMNS)))
+
+
+def valid_items[M: BaseModel](items: Iterable[Any], model: type[M], where: str) -> Iterator[M]:
+    """The items of an API's list that validate as `model`; each other is logged, naming
+    `where`, its id and its first problem, and skipped, so that one odd card (a null name, a
+    price "N/A", an `updatedAt` missing) does not lose its whole set. A list none of whose items
+    validates is a SourceError: that is the API's shape changing, not one card."""
+    skipped: list[str] = []
+    valid = 0
+    for position, item in enumerate(items):
+        try:
+            validated = model.model_validate(item)
+        except ValidationError as e:
+            problem = f"{_item_name(item, position)} ({first_problem(e)})"
+            skipped.append(problem)
+            logger.warning("%s: skipped %s", where, problem)
+            continue
+        valid += 1
+        yield validated
+    if skipped and not valid:
+        raise SourceError(
+            f"{where}: unexpected response shape (none of its {len(skipped)} items is valid; "
+            f"first: {skipped[0]})"
+        )
+
+
+def first_problem(error: ValidationError) -> str:
+    """`field.path: message` of the first error of a validation."""
+    first = error.errors()[0]
+    return f"{'.'.join(str(p) for p in first['loc']) or 'item'}: {first['msg']}"
+
+
+def _item_name(item: object, position: int) -> str:
+    # The id a person can look up, when the item has one.
+    identifier = item.get("id") if isinstance(item, dict) else None
+    return repr(identifier) if isinstance(identifier, str | int) else f"item {position}"
 
 
 def normalise_history(frame: pd.DataFrame) -> pd.DataFrame:

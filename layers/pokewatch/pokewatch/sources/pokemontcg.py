@@ -17,13 +17,13 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable, Iterator
-from typing import Annotated, Any, cast
+from typing import Annotated, Any
 
 import pandas as pd
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from pokewatch.settings import Settings
-from pokewatch.sources.base import check_list_length, observations_frame
+from pokewatch.sources.base import check_list_length, observations_frame, valid_items
 from pokewatch.sources.http import HttpClient
 from pokewatch.sources.secrets import ApiKey
 from pokewatch.sources.variants import card_print_id, variant_name
@@ -86,10 +86,11 @@ class PokemonTcgCard(_ApiModel):
     tcgplayer: TcgPlayer | None = None
 
 
-class Page[T](_ApiModel):
-    """One page of a pokemontcg.io list response."""
+class Page(_ApiModel):
+    """One page of a pokemontcg.io list response; its items are validated one by one
+    (`valid_items`), so that one odd card is skipped rather than the page."""
 
-    data: list[T]
+    data: list[Any]
     page: int = 1
     page_size: int = Field(default=PAGE_SIZE, alias="pageSize")
     count: int = 0
@@ -156,15 +157,16 @@ class PokemonTcgSource:
     def _paged[M: BaseModel](
         self, path: str, model: type[M], params: dict[str, str]
     ) -> Iterator[M]:
-        """Every item of a paged list, page after page."""
+        """Every valid item of a paged list, page after page (see `valid_items`)."""
+        return valid_items(self._items(path, params), model, f"GET {self.client.base_url}/{path}")
+
+    def _items(self, path: str, params: dict[str, str]) -> Iterator[Any]:
+        """Every item of a paged list, as the API wrote it."""
         number = 1
-        # `Page[model]` is pydantic's parametrisation, made at run time; mypy would read it as a
-        # type expression, which a variable cannot be.
-        page_model: type[Page[M]] = cast(Any, Page)[model]
         items = 0
         while True:
             page = self.client.get_model(
-                path, page_model, {**params, "page": number, "pageSize": PAGE_SIZE}
+                path, Page, {**params, "page": number, "pageSize": PAGE_SIZE}
             )
             yield from page.data
             if page.is_last:

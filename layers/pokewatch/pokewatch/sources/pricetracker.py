@@ -24,7 +24,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from typing import Annotated, Any, cast
+from typing import Annotated, Any
 
 import pandas as pd
 from pydantic import (
@@ -37,7 +37,12 @@ from pydantic import (
 )
 
 from pokewatch.settings import Settings
-from pokewatch.sources.base import SourceError, check_list_length, observations_frame
+from pokewatch.sources.base import (
+    SourceError,
+    check_list_length,
+    observations_frame,
+    valid_items,
+)
 from pokewatch.sources.http import HttpClient
 from pokewatch.sources.secrets import ApiKey
 from pokewatch.sources.variants import card_print_id, variant_name
@@ -126,10 +131,11 @@ class Metadata(_ApiModel):
     has_more: bool = Field(default=False, alias="hasMore")
 
 
-class Page[T](_ApiModel):
-    """One page of a list response."""
+class Page(_ApiModel):
+    """One page of a list response; its items are validated one by one (`valid_items`), so
+    that one odd card is skipped rather than the page."""
 
-    data: list[T]
+    data: list[Any]
     metadata: Metadata = Field(default_factory=Metadata)
 
     @field_validator("data", mode="before")
@@ -216,15 +222,15 @@ class PriceTrackerSource:
     def _paged[M: BaseModel](
         self, path: str, model: type[M], params: Mapping[str, str | int], limit: int
     ) -> Iterator[M]:
-        """Every item of an offset-paged list."""
+        """Every valid item of an offset-paged list (see `valid_items`)."""
+        items = self._items(path, params, limit)
+        return valid_items(items, model, f"GET {self.client.base_url}/{path}")
+
+    def _items(self, path: str, params: Mapping[str, str | int], limit: int) -> Iterator[Any]:
+        """Every item of an offset-paged list, as the API wrote it."""
         offset = 0
-        # `Page[model]` is pydantic's parametrisation, made at run time; mypy would read it as a
-        # type expression, which a variable cannot be.
-        page_model: type[Page[M]] = cast(Any, Page)[model]
         while True:
-            page = self.client.get_model(
-                path, page_model, {**params, "limit": limit, "offset": offset}
-            )
+            page = self.client.get_model(path, Page, {**params, "limit": limit, "offset": offset})
             yield from page.data
             if not page.data or not page.metadata.has_more:
                 return
