@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 import email.utils
+import http.server
 import logging
+import threading
+from collections.abc import Iterator
 
 import pytest
 import requests
@@ -209,3 +212,63 @@ def test_parse_retry_after() -> None:
     assert parse_retry_after("soon", now) is None
     assert parse_retry_after("", now) is None
     assert parse_retry_after(None, now) is None
+
+
+class _CutShort(http.server.BaseHTTPRequestHandler):
+    """Answers `/cut` with a body that ends before its Content-Length on the first request and
+    whole on the next, and `/loop` with a redirect to itself."""
+
+    requests_seen = 0
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass  # the test output stays clean
+
+    def do_GET(self) -> None:
+        if self.path.startswith("/loop"):
+            self.send_response(302)
+            self.send_header("Location", "/loop")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        type(self).requests_seen += 1
+        body = b'{"data": [1, 2]}'
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        if type(self).requests_seen == 1:
+            # The connection drops mid-body: a proxy restarting, a server crashing.
+            self.send_header("Content-Length", str(len(body) + 100))
+            self.close_connection = True
+        else:
+            self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+@pytest.fixture
+def local_server() -> Iterator[str]:
+    _CutShort.requests_seen = 0
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _CutShort)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        thread.join()
+        server.server_close()
+
+
+def test_a_body_cut_short_is_retried(local_server: str, sleeps: Sleeps) -> None:
+    # requests raises it while reading the body, as neither a ConnectionError nor a Timeout:
+    # it escaped the client as a bare ChunkedEncodingError, failing the set without a retry.
+    client = HttpClient(local_server, sleep=sleeps, max_attempts=3, jitter=lambda: 0.5)
+
+    assert client.get_json(f"{local_server}/cards") == {"data": [1, 2]}
+    assert _CutShort.requests_seen == 2 and len(sleeps) == 1
+
+
+def test_a_redirect_loop_is_a_source_error_naming_the_url(local_server: str) -> None:
+    client = HttpClient(local_server, sleep=lambda _: None)
+
+    with pytest.raises(SourceError, match=rf"GET {local_server}/loop: TooManyRedirects"):
+        client.get_json(f"{local_server}/loop")

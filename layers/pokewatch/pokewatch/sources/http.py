@@ -1,13 +1,14 @@
 """The one HTTP client of the API price sources: timeouts, retries with backoff, typed JSON.
 
-Retried: connection errors, timeouts and the statuses of `RETRYABLE_STATUSES` (408, 425, 429,
-500, 502, 503, 504; not every 5xx: 501 or 505 will not change), with exponential backoff and full
-jitter (a random wait between 0 and `base * 2**attempt`, capped), or the server's `Retry-After`
-(seconds or an HTTP date) when it sends one. When the attempts run out, or the server asks for a
-longer pause than the cap, the client raises `TransientSourceError`, so that the state machine's
-`Retry` takes over with its own, longer backoff.
-Any other 4xx (401, 403, 404, ...) and a body that is not the expected JSON are
-`SourceError`: retrying cannot cure them.
+Retried: connection errors, timeouts, bodies cut short and the statuses of `RETRYABLE_STATUSES`
+(408, 425, 429, 500, 502, 503, 504; not every 5xx: 501 or 505 will not change), with
+exponential backoff and full jitter (a random wait between 0 and `base * 2**attempt`, capped),
+or the server's `Retry-After` (seconds or an HTTP date) when it sends one. When the attempts run
+out, or the server asks for a longer pause than the cap, the client raises
+`TransientSourceError`, so that the state machine's `Retry` takes over with its own, longer
+backoff.
+Any other 4xx (401, 403, 404, ...), a redirect loop and a body that is not the expected JSON
+are `SourceError`: retrying cannot cure them.
 
 API keys travel in headers only. Messages and logs name the method, URL and status, never the
 headers, and any text that comes from the network is redacted of the key before it is used.
@@ -33,6 +34,15 @@ logger = logging.getLogger(__name__)
 
 #: Statuses a later attempt may succeed on.
 RETRYABLE_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
+#: Failures of the transport a later attempt may not meet: no connection, a timeout, and a body
+#: cut short (the connection dropped mid-body, a compressed body that ends early), which
+#: requests raises while reading it, as neither a ConnectionError nor a Timeout.
+TRANSIENT_TRANSPORT_ERRORS = (
+    requests.ConnectionError,
+    requests.Timeout,
+    requests.exceptions.ChunkedEncodingError,
+    requests.exceptions.ContentDecodingError,
+)
 USER_AGENT = "pokewatch/0.1 (+https://github.com/pokewatch)"
 REDACTED = "***"
 
@@ -116,10 +126,15 @@ class HttpClient:
                 response = self._session.get(
                     url, params=params, headers=headers, timeout=self.timeout_seconds
                 )
-            except (requests.ConnectionError, requests.Timeout) as e:
+            except TRANSIENT_TRANSPORT_ERRORS as e:
                 # ConnectTimeout is both; either way the server may answer next time.
                 problem = f"{type(e).__name__}: {self._redact(str(e))}"
                 retry_after = None
+            except requests.RequestException as e:
+                # A redirect loop or a URL requests refuses: another attempt fails the same way.
+                raise SourceError(
+                    f"GET {url}: {type(e).__name__}: {self._redact(str(e))}"
+                ) from None
             else:
                 if response.ok:
                     return self._decode(response, url)
