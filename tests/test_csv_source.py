@@ -178,6 +178,23 @@ def test_a_release_date_out_of_range_is_read_as_missing(
     ]
 
 
+def test_a_volume_too_large_for_a_count_is_read_as_missing(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A whole number, but no 64-bit count: it failed the whole file with pandas' TypeError.
+    path = write_csv(tmp_path / "p.csv", [*GOOD, "sv1-5_normal,2024-01-07,2.0,1e30,,,,,,"])
+
+    result = read_long_csv(path, max_bad_share=0.0)
+
+    assert result.bad_rows == []
+    assert result.history["market_price"].iloc[-1] == 2.0
+    assert pd.isna(result.history["volume"].iloc[-1])
+    assert [r.getMessage() for r in caplog.records] == [
+        f"{path}: volume: 1 unusable value read as missing, first at {path}:6: "
+        "must be below 1,000,000,000, found '1e30'"
+    ]
+
+
 def test_unusable_optional_values_of_skipped_or_unpriced_rows_are_not_counted(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -109,6 +109,22 @@ def test_a_card_of_an_unexpected_shape_is_skipped_and_named_not_its_set(
 
 
 @responses.activate
+def test_a_volume_that_is_no_count_is_read_as_missing(source: PriceTrackerSource) -> None:
+    # round(NaN) (JSON's NaN, which Python reads) and 1e30 (a pandas overflow) failed the set.
+    page1 = fixture("cards_sv3pt5_page1.json")
+    history = page1["data"][0]["priceHistory"]["conditions"]["Near Mint"]["history"]
+    history[0]["volume"], history[1]["volume"] = float("nan"), 1e30
+    responses.get(f"{BASE}/cards", json=page1, match=[offset(0)])
+    responses.get(f"{BASE}/cards", json=fixture("cards_sv3pt5_page2.json"), match=[offset(1)])
+
+    rows = source.collect("sv3pt5", dt.date(2024, 6, 1), TODAY)
+
+    charizard = rows[rows["card_id"] == "sv3pt5-6_holofoil"]
+    assert charizard["market_price"].tolist() == [4.0, 4.05, 4.1]
+    assert charizard["volume"].isna().tolist() == [True, True, False]
+
+
+@responses.activate
 def test_the_range_trims_the_history(source: PriceTrackerSource) -> None:
     responses.get(f"{BASE}/cards", json=fixture("cards_sv3pt5_page1.json"))
     responses.get(f"{BASE}/cards", json=fixture("cards_sv3pt5_page2.json"))

@@ -8,7 +8,7 @@ import math
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from pokewatch.card_ids import CardId
-from pokewatch.price_limits import MAX_PRICE_USD, is_plausible_day, plausible_day
+from pokewatch.price_limits import MAX_PRICE_USD, MAX_VOLUME, is_plausible_day, plausible_day
 
 
 class Card(BaseModel):
@@ -40,7 +40,7 @@ class PriceObservation(Card):
     market_price: float = Field(gt=0, lt=MAX_PRICE_USD)
     low_price: float | None = Field(default=None, ge=0, lt=MAX_PRICE_USD)
     high_price: float | None = Field(default=None, ge=0, lt=MAX_PRICE_USD)
-    volume: int | None = Field(default=None, ge=0)
+    volume: int | None = Field(default=None, ge=0, lt=MAX_VOLUME)
 
     @field_validator("date")
     @classmethod

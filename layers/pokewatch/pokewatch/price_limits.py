@@ -9,6 +9,9 @@ import datetime as dt
 #: Prices are below this (USD): above any card ever sold, so a larger one is a unit or parsing
 #: error; served prices are float32, which a price of 1e39 would turn into infinity.
 MAX_PRICE_USD = 10_000_000.0
+#: A day's sales volume is below this: far above any card's, and a count held as a 64-bit integer
+#: (a volume of 1e30 was a pandas overflow that failed a whole csv file or set).
+MAX_VOLUME = 1_000_000_000
 #: A price offered to the API is at least a cent, the smallest a market quotes: 5e-324 was a
 #: "BUY at −100%". (Sources' prices are kept above 0 only: what they report is what was paid.)
 MIN_OFFERED_PRICE_USD = 0.01

@@ -33,7 +33,13 @@ from pydantic import BaseModel, ConfigDict
 
 from pokewatch.card_ids import CARD_ID_MAX_LENGTH, CARD_ID_PATTERN, set_id_of
 from pokewatch.observations import HISTORY_COLUMNS
-from pokewatch.price_limits import EARLIEST_DATE, IMPLAUSIBLE_DAY, LATEST_DATE, MAX_PRICE_USD
+from pokewatch.price_limits import (
+    EARLIEST_DATE,
+    IMPLAUSIBLE_DAY,
+    LATEST_DATE,
+    MAX_PRICE_USD,
+    MAX_VOLUME,
+)
 from pokewatch.sources.base import SourceError, normalise_history
 from pokewatch.sources.variants import VARIANT_SUFFIX, card_print_id, variant_name
 
@@ -406,7 +412,8 @@ def _days(text: pd.Series, required: bool) -> tuple[pd.Series, pd.Series]:
 
 def _number(text: pd.Series, column: str) -> tuple[pd.Series, pd.Series]:
     """The numeric `column` (NaN when empty), and why a cell is not a finite number ≥ 0 (whole
-    for a count of `OPTIONAL_NUMBERS`, below `MAX_PRICE_USD` for a price)."""
+    and below `MAX_VOLUME` for a count of `OPTIONAL_NUMBERS`, below `MAX_PRICE_USD` for a
+    price)."""
     value = pd.to_numeric(text, errors="coerce").astype("float64")
     finite = value.abs().lt(math.inf)  # False for NaN and ±inf
     problem = _no_problem(text)
@@ -417,6 +424,7 @@ def _number(text: pd.Series, column: str) -> tuple[pd.Series, pd.Series]:
         problem[finite & (value >= MAX_PRICE_USD)] = f"must be below {MAX_PRICE_USD:,.0f} (USD)"
     if OPTIONAL_NUMBERS.get(column, False):
         problem[finite & (value >= 0) & (value != value.round())] = "must be a whole number"
+        problem[finite & (value >= MAX_VOLUME)] = f"must be below {MAX_VOLUME:,}"
     return value.where(problem.isna()), problem
 
 

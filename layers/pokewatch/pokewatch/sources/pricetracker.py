@@ -36,6 +36,7 @@ from pydantic import (
     field_validator,
 )
 
+from pokewatch.price_limits import MAX_VOLUME
 from pokewatch.settings import Settings
 from pokewatch.sources.base import (
     SourceError,
@@ -247,6 +248,15 @@ def _card_number(card: PriceTrackerCard) -> str | None:
     return number or (f"tcg{card.tcg_player_id}" if card.tcg_player_id else None)
 
 
+def _count(volume: float | None) -> int | None:
+    """A day's volume as a count, or missing when it is not one (NaN, infinite, negative or
+    implausibly large), as the csv source reads it: an optional value must not cost the price
+    its observation (round(NaN) failed the whole set)."""
+    if volume is None or not 0 <= volume < MAX_VOLUME:  # False for NaN
+        return None
+    return round(volume)
+
+
 def _observations(
     card: PriceTrackerCard, set_id: str, start: dt.date, end: dt.date
 ) -> Iterator[dict[str, Any]]:
@@ -272,7 +282,7 @@ def _observations(
             seen.add(point.date)
             if not start <= point.date <= end:
                 continue
-            volume = None if point.volume is None else round(point.volume)
+            volume = _count(point.volume)
             yield {**attributes, "date": point.date, "market_price": point.market, "volume": volume}
     latest = prices.last_updated
     near_mint = prices.primary_condition in (None, CONDITION)
