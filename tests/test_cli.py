@@ -103,6 +103,37 @@ def test_invoke_of_a_step_with_an_invalid_event_names_its_fields_in_one_line(
     assert "set_id: " in last and "errors.pydantic.dev" not in err
 
 
+@pytest.mark.parametrize("set_id", ["../../../dt=2024-01-07/set=sv1", "a/b", ".."])
+def test_a_set_id_that_is_a_path_is_an_invalid_event_and_writes_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], set_id: str
+) -> None:
+    # The set id is part of the raw partition's key: `..` wrote outside the day's partition,
+    # over a snapshot stored before (the local store only stops a key leaving the store).
+    run = {"run_id": "r1", "source": "sample", "as_of": "2024-01-14", "cards": 20}
+    event = {"run": run, "set_id": set_id, "start": "2024-01-14", "end": "2024-01-14"}
+    store = tmp_path / "store"
+    path = tmp_path / "event.json"
+    path.write_text(json.dumps(event))
+
+    code, _, err = _run(capsys, "invoke", "collect", "--event", str(path), "--store", str(store))
+
+    assert code == 1
+    last = err.strip().splitlines()[-1]
+    assert last.startswith(f"pokewatch: error: collect failed on {path}: invalid event: set_id: ")
+    assert not store.exists() or not any(store.rglob("*.parquet"))
+
+
+def test_a_run_for_a_set_id_that_is_a_path_is_refused_naming_the_option(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = _run(
+        capsys, "pipeline", "run", "--sets", "sv1,a/../b", "--store", str(tmp_path)
+    )
+    assert (code, out) == (2, "")
+    assert err.startswith("pokewatch: error: --sets: ") and len(err.splitlines()) == 1
+    assert not any(tmp_path.iterdir())
+
+
 def test_invoke_unknown_function_lists_the_known_ones(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -16,6 +16,12 @@ CardId = Annotated[
     str, Field(min_length=1, max_length=CARD_ID_MAX_LENGTH, pattern=f"^{CARD_ID_PATTERN}$")
 ]
 
+#: A set id names a raw partition's key (`.../set=<id>.parquet`): a `/` or `..` in it would write
+#: outside its partition, over another day's or set's snapshot. Letters of any script, digits,
+#: `_`, `.` and `-`, starting with a letter, digit or `_`.
+SET_ID_PATTERN = r"^\w[\w.\-]*$"
+SetId = Annotated[str, Field(min_length=1, max_length=CARD_ID_MAX_LENGTH, pattern=SET_ID_PATTERN)]
+
 
 def set_id_of(card_id: str) -> str:
     """The set of a pokemontcg.io card id (`sv3pt5-25_holofoil` → `sv3pt5`)."""

@@ -14,6 +14,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from pokewatch.card_ids import SetId
+
 _ENV_PREFIX = "pokewatch_"
 
 
@@ -35,7 +37,7 @@ class Settings(BaseModel):
     # --- collection -------------------------------------------------------------------------
     source: str = "sample"
     #: Sets to collect; empty means "every set the source knows".
-    sets: list[str] = Field(default_factory=list)
+    sets: list[SetId] = Field(default_factory=list)
     csv_input: str | None = None
     #: Share of bad rows in a CSV above which the run stops instead of skipping them.
     csv_max_bad_share: float = Field(default=0.05, ge=0, le=1)

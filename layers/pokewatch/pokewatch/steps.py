@@ -13,6 +13,7 @@ import textwrap
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
 
+from pokewatch.card_ids import SetId
 from pokewatch.price_limits import plausible_day
 from pokewatch.settings import MAX_BACKFILL_DAYS, MAX_SAMPLE_CARDS
 
@@ -28,7 +29,7 @@ class RunRequest(StepModel):
 
     source: str | None = None
     as_of: dt.date | None = None
-    sets: list[str] | None = None
+    sets: list[SetId] | None = None
     input: str | None = Field(default=None, description="CSV path or URI for the csv source")
     cards: int | None = Field(
         default=None, ge=1, le=MAX_SAMPLE_CARDS, description="sample market size"
@@ -59,7 +60,7 @@ class CollectItem(StepModel):
     """One Map iteration: collect one set for the days `start..end`."""
 
     run: RunConfig
-    set_id: str
+    set_id: SetId
     start: dt.date
     end: dt.date
 
