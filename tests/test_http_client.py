@@ -8,6 +8,7 @@ import http.server
 import logging
 import threading
 from collections.abc import Iterator
+from typing import ClassVar
 
 import pytest
 import requests
@@ -214,16 +215,25 @@ def test_parse_retry_after() -> None:
     assert parse_retry_after(None, now) is None
 
 
-class _CutShort(http.server.BaseHTTPRequestHandler):
-    """Answers `/cut` with a body that ends before its Content-Length on the first request and
-    whole on the next, and `/loop` with a redirect to itself."""
+class _AwkwardServer(http.server.BaseHTTPRequestHandler):
+    """Answers `/loop` with a redirect to itself, `/moved` with a redirect to the same server
+    under another host name (`localhost`), and anything else with a body that ends before its
+    Content-Length on the first request and whole on the next; records the keys it is sent."""
 
     requests_seen = 0
+    keys_seen: ClassVar[list[tuple[str, str | None]]] = []
 
     def log_message(self, format: str, *args: object) -> None:
         pass  # the test output stays clean
 
     def do_GET(self) -> None:
+        type(self).keys_seen.append((self.headers["Host"], self.headers["X-Api-Key"]))
+        if self.path.startswith("/moved"):
+            self.send_response(302)
+            self.send_header("Location", f"http://localhost:{self.server.server_address[1]}/")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
         if self.path.startswith("/loop"):
             self.send_response(302)
             self.send_header("Location", "/loop")
@@ -246,8 +256,9 @@ class _CutShort(http.server.BaseHTTPRequestHandler):
 
 @pytest.fixture
 def local_server() -> Iterator[str]:
-    _CutShort.requests_seen = 0
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _CutShort)
+    _AwkwardServer.requests_seen = 0
+    _AwkwardServer.keys_seen = []
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _AwkwardServer)
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
     thread.start()
     try:
@@ -264,7 +275,7 @@ def test_a_body_cut_short_is_retried(local_server: str, sleeps: Sleeps) -> None:
     client = HttpClient(local_server, sleep=sleeps, max_attempts=3, jitter=lambda: 0.5)
 
     assert client.get_json(f"{local_server}/cards") == {"data": [1, 2]}
-    assert _CutShort.requests_seen == 2 and len(sleeps) == 1
+    assert _AwkwardServer.requests_seen == 2 and len(sleeps) == 1
 
 
 def test_a_redirect_loop_is_a_source_error_naming_the_url(local_server: str) -> None:
@@ -272,3 +283,17 @@ def test_a_redirect_loop_is_a_source_error_naming_the_url(local_server: str) -> 
 
     with pytest.raises(SourceError, match=rf"GET {local_server}/loop: TooManyRedirects"):
         client.get_json(f"{local_server}/loop")
+
+
+def test_the_key_does_not_follow_a_redirect_to_another_host(local_server: str) -> None:
+    # requests drops only `Authorization` on a redirect to another host: X-Api-Key followed it.
+    client = HttpClient(
+        local_server, headers=lambda: {"X-Api-Key": KEY}, sleep=lambda _: None, max_attempts=2
+    )
+
+    assert client.get_json(f"{local_server}/moved") == {"data": [1, 2]}
+    port = local_server.rsplit(":", 1)[1]
+    keys_by_host: dict[str, set[str | None]] = {}
+    for host, key in _AwkwardServer.keys_seen:
+        keys_by_host.setdefault(host, set()).add(key)
+    assert keys_by_host == {f"127.0.0.1:{port}": {KEY}, f"localhost:{port}": {None}}

@@ -10,8 +10,9 @@ backoff.
 Any other 4xx (401, 403, 404, ...), a redirect loop and a body that is not the expected JSON
 are `SourceError`: retrying cannot cure them.
 
-API keys travel in headers only. Messages and logs name the method, URL and status, never the
-headers, and any text that comes from the network is redacted of the key before it is used.
+API keys travel in headers only, and to the API's host only (`KeyKeepingSession`). Messages and
+logs name the method, URL and status, never the headers, and any text that comes from the
+network is redacted of the key before it is used.
 """
 
 from __future__ import annotations
@@ -80,7 +81,7 @@ class HttpClient:
         self.max_attempts = max_attempts
         self.backoff_seconds = backoff_seconds
         self.backoff_max_seconds = backoff_max_seconds
-        self._session = session or requests.Session()
+        self._session = session or KeyKeepingSession(headers)
         self._sleep = sleep
         self._jitter = jitter
 
@@ -191,6 +192,28 @@ class HttpClient:
             if secret:
                 text = text.replace(secret, REDACTED)
         return text
+
+
+class KeyKeepingSession(requests.Session):
+    """A session that sends the API's own headers (its key) to the API's host only.
+
+    requests drops `Authorization` from a redirect to another host, but not a header it does not
+    know as a credential: pokemontcg.io's `X-Api-Key` followed a redirect anywhere."""
+
+    def __init__(self, private_headers: Callable[[], Mapping[str, str]]) -> None:
+        super().__init__()
+        self._private_headers = private_headers
+
+    def rebuild_auth(
+        self, prepared_request: requests.PreparedRequest, response: requests.Response
+    ) -> None:
+        """requests' own stripping, and the private headers' when the host changes."""
+        super().rebuild_auth(prepared_request, response)
+        # Both URLs are set on a redirect; a missing one is read as another host.
+        old, new = response.request.url or "", prepared_request.url or ""
+        if self.should_strip_auth(old, new):
+            for name in self._private_headers():
+                prepared_request.headers.pop(name, None)
 
 
 def parse_retry_after(value: str | None, now: dt.datetime | None = None) -> float | None:
