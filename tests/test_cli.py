@@ -123,6 +123,16 @@ def test_a_set_id_that_is_a_path_is_an_invalid_event_and_writes_nothing(
     assert not store.exists() or not any(store.rglob("*.parquet"))
 
 
+@pytest.mark.parametrize("sets", ["", " , "])
+def test_a_run_for_a_blank_set_list_is_refused_not_read_as_every_set(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], sets: str
+) -> None:
+    code, out, err = _run(capsys, "pipeline", "run", "--sets", sets, "--store", str(tmp_path))
+    assert (code, out) == (2, "")
+    assert err == f"pokewatch: error: --sets names no set: {sets!r}\n"
+    assert not any(tmp_path.iterdir())
+
+
 def test_a_run_for_a_set_id_that_is_a_path_is_refused_naming_the_option(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -62,6 +62,12 @@ def test_each_set_resumes_after_its_own_last_collection(tmp_path: Path) -> None:
     }
 
 
+def test_a_set_named_twice_is_collected_once(tmp_path: Path) -> None:
+    request = RunRequest(source="sample", as_of=AS_OF, sets=["b", "a", "b"], history_days=30)
+    items = plan_run(request, Settings(), LocalStore(tmp_path)).items
+    assert [item.set_id for item in items] == ["b", "a"]
+
+
 def test_a_rerun_of_the_day_redoes_the_same_range(tmp_path: Path) -> None:
     store = LocalStore(tmp_path)
     _collected(store, dt.date(2025, 5, 31), "a")

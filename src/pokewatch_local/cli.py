@@ -196,13 +196,17 @@ def _pipeline_run(args: argparse.Namespace) -> int:
         raise CliError("--input is read only by --source csv")
     if args.cards and source != "sample":
         raise CliError("--cards sizes only the sample market (--source sample)")
+    sets = [s.strip() for s in args.sets.split(",") if s.strip()] if args.sets else None
+    if args.sets is not None and not sets:
+        # Read as "every set", a blank list would collect the whole market.
+        raise CliError(f"--sets names no set: {args.sets!r}")
     request = {
         "source": args.source,
         "as_of": args.as_of.isoformat() if args.as_of else None,
         "input": str(_input_file(args.input).resolve()) if args.input else None,
         "cards": args.cards,
         "history_days": args.history_days,
-        "sets": [s.strip() for s in args.sets.split(",") if s.strip()] if args.sets else None,
+        "sets": sets,
     }
     request = {k: v for k, v in request.items() if v is not None}
     _check_run_request(request)

@@ -37,7 +37,8 @@ def plan_run(request: RunRequest, settings: Settings, store: ArtifactStore) -> P
         history_days=request.history_days or _default_history_days(request, settings),
     )
     source = get_source(run.source, settings_for_run(settings, run))
-    sets = request.sets or settings.sets or source.list_sets(as_of)
+    # Once each: a set named twice (`--sets sv1,sv1`) was collected twice into the same key.
+    sets = list(dict.fromkeys(request.sets or settings.sets or source.list_sets(as_of)))
     # Only days before as_of count: a re-run of the same day must redo what the first run of
     # that day did (the same range into the same keys), never overwrite a backfill with one day.
     last_by_set = last_price_day_by_set if run.source in FILE_SOURCES else last_collected_day_by_set
