@@ -34,7 +34,10 @@ from api_fixtures import (
     put_model,
     quiet_environment,
 )
+from jsonschema import Draft202012Validator
 from openapi_spec_validator import validate
+from referencing import Registry, Resource
+from referencing.jsonschema import DRAFT202012
 
 from pokewatch import keys, observability, registry
 from pokewatch.model_loader import ModelLoader, ModelUnavailable
@@ -454,8 +457,8 @@ def test_openapi_document_is_valid_and_lists_every_route_with_its_errors(api: Mo
         ("GET", "/health"): {"200", "503"},
         ("GET", "/cards"): {"200", "400", "422", "503"},
         ("GET", "/cards/{card_id}"): {"200", "404", "422", "503"},
-        ("POST", "/predict"): {"200", "404", "413", "415", "422", "503"},
-        ("POST", "/predict/batch"): {"200", "413", "415", "422", "503"},
+        ("POST", "/predict"): {"200", "400", "404", "413", "415", "422", "503"},
+        ("POST", "/predict/batch"): {"200", "400", "413", "415", "422", "503"},
     }
     assert set(operations) == set(expected)
     for key, statuses in expected.items():
@@ -468,6 +471,64 @@ def test_openapi_document_is_valid_and_lists_every_route_with_its_errors(api: Mo
     assert error_ref["schema"]["$ref"].endswith("/ErrorBody")
     assert "apiKey" in spec["components"]["securitySchemes"]
     assert "security" not in operations["GET", "/health"]
+
+
+#: Requests that give every answer each route can give: (method, path, invoke's arguments).
+CONTRACT_REQUESTS: list[tuple[str, str, dict[str, Any]]] = [
+    ("GET", "/health", {}),
+    ("GET", "/cards", {}),
+    ("GET", "/cards", {"query": {"limit": "2", "set": "sv1", "q": "a"}}),
+    ("GET", "/cards", {"query": {"limit": "0"}}),
+    ("GET", "/cards", {"query": {"cursor": "zzz"}}),
+    ("GET", f"/cards/{CARD}", {}),
+    ("GET", "/cards/nope-1_holofoil", {}),
+    ("GET", "/cards/%2E%2E", {}),
+    ("POST", "/predict", {"body": {"card_id": CARD}}),
+    ("POST", "/predict", {"body": {"card_id": CARD, "date": "2025-06-01", "market_price": 2.5}}),
+    ("POST", "/predict", {"body": {"card_id": "nope-1_holofoil"}}),
+    ("POST", "/predict", {"body": {"card_id": CARD, "market_price": 0}}),
+    ("POST", "/predict", {"raw_body": "x" * 70_000}),
+    ("POST", "/predict", {"raw_body": "{}", "headers": {"Content-Type": "text/plain"}}),
+    ("POST", "/predict", {"raw_body": "//79", "base64_body": True}),
+    ("POST", "/predict/batch", {"body": {"items": [{"card_id": CARD}, {"card_id": "x-1"}, 3]}}),
+    ("POST", "/predict/batch", {"body": {"items": []}}),
+    ("POST", "/predict/batch", {"raw_body": "x" * 70_000}),
+    ("POST", "/predict/batch", {"raw_body": "{}", "headers": {"Content-Type": "text/plain"}}),
+    ("POST", "/predict/batch", {"raw_body": "//79", "base64_body": True}),
+]
+
+
+def test_every_answer_is_the_one_documented_for_its_route_and_status(
+    api: ModuleType, tmp_path: Path
+) -> None:
+    """Each answer's status is documented for its route, and its body validates against the
+    schema the document gives for that status; also with no model in service (503)."""
+    _, spec = invoke(api, "GET", "/openapi.json")
+    registry = Registry().with_resource(
+        "urn:openapi", Resource.from_contents(spec, default_specification=DRAFT202012)
+    )
+    empty = load_handler(LocalStore(tmp_path / "empty").uri)
+    answers = [
+        (handler, method, path, kwargs)
+        for handler in (api, empty)
+        for method, path, kwargs in CONTRACT_REQUESTS
+    ]
+    problems = []
+    for handler, method, path, kwargs in answers:
+        status, body = invoke(handler, method, path, **kwargs)
+        route = "/cards/{card_id}" if path.startswith("/cards/") else path
+        documented = spec["paths"][route][method.lower()]["responses"].get(str(status))
+        if documented is None:
+            problems.append(f"{method} {path} {kwargs}: {status} is not documented: {body}")
+            continue
+        schema = documented["content"]["application/json"]["schema"]
+        reference = {"$ref": "urn:openapi#" + schema["$ref"].removeprefix("#")}
+        errors = [
+            e.message for e in Draft202012Validator(reference, registry=registry).iter_errors(body)
+        ]
+        if errors:
+            problems.append(f"{method} {path} {kwargs}: {status} {body} does not match: {errors}")
+    assert not problems, "\n".join(problems)
 
 
 def test_swagger_ui_is_served(api: ModuleType) -> None:

@@ -238,7 +238,7 @@ def card_detail(card_id: Annotated[CardId, Path()]) -> CardDetail:
     operation_id="predict",
     tags=["predictions"],
     security=KEYED,
-    responses=route_responses("the prediction", 404, 413, 415, 422, 503),
+    responses=route_responses("the prediction", 400, 404, 413, 415, 422, 503),
 )
 def predict(request: PredictRequest) -> Prediction:
     """The fair price of one card (a median forecast), its 80% interval, its expected price (the
@@ -255,7 +255,7 @@ def predict(request: PredictRequest) -> Prediction:
     operation_id="predictBatch",
     tags=["predictions"],
     security=KEYED,
-    responses=route_responses("one result per item", 413, 415, 422, 503),
+    responses=route_responses("one result per item", 400, 413, 415, 422, 503),
 )
 def predict_batch(request: BatchRequest) -> BatchResponse:
     """Up to 100 predictions in the order asked; an item that fails gets an error object with the
