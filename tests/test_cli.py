@@ -371,6 +371,29 @@ def test_models_list_of_a_damaged_pointer_is_one_line_naming_it(
     assert "models/current.json" in err and "models promote" in err
 
 
+def test_models_list_of_metrics_with_a_score_missing_or_not_a_number_lists_the_others(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A score of another type, or a MAPE without the naive one, was a format traceback.
+    for version, backtest in (
+        ("v1", {"mape_model": "0.1", "mape_naive": 0.2}),
+        ("v2", {"mape_model": 0.1}),
+    ):
+        (tmp_path / "models" / version).mkdir(parents=True)
+        metrics = {"backtest": backtest, "gate": {"passed": True}}
+        (tmp_path / "models" / version / "metrics.json").write_text(json.dumps(metrics))
+    (tmp_path / "models" / "v3").mkdir()
+    metrics = {"backtest": {"mape_model": 0.1, "mape_naive": 0.2}, "gate": {"passed": False}}
+    (tmp_path / "models" / "v3" / "metrics.json").write_text(json.dumps(metrics))
+    code, out, _ = _run(capsys, "models", "list", "--store", str(tmp_path))
+    assert code == 0
+    assert out.splitlines() == [
+        "  v1  no metrics  gate unvalidated",
+        "  v2  no metrics  gate passed",
+        "  v3  mape 0.1000 (naive 0.2000)  gate rejected",
+    ]
+
+
 def test_an_input_for_a_source_that_does_not_read_it_is_refused(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -168,7 +168,15 @@ def test_repairing_a_damaged_pointer_keeps_the_way_back_of_the_log(
 
 def test_a_damaged_promotion_log_or_metrics_file_is_named(local_store: LocalStore) -> None:
     _promoted(local_store, "v1", "v2")
-    for damaged in (b"{truncated", b"[]", b'"metrics"', b'{"backtest": []}', b'{"gate": 1}'):
+    for damaged in (
+        b"{truncated",
+        b"[]",
+        b'"metrics"',
+        b'{"backtest": []}',
+        b'{"gate": 1}',
+        b'{"backtest": {"mape_model": "0.1", "mape_naive": 0.2}}',
+        b'{"backtest": {"mape_model": 0.1, "mape_naive": null}}',
+    ):
         # JSON of another shape was a pydantic traceback, or an AttributeError in the CLI.
         local_store.put_bytes(keys.model_artifact("v1", "metrics.json"), damaged)
         assert [m.metrics for m in registry.list_models(local_store)] == [None, {"backtest": {}}]

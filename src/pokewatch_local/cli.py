@@ -394,7 +394,12 @@ def _models_list(args: argparse.Namespace) -> int:
         verdict = "passed" if gate.get("passed") else ("rejected" if gate else "unvalidated")
         mape = backtest.get("mape_model")
         naive = backtest.get("mape_naive")
-        scores = f"mape {mape:.4f} (naive {naive:.4f})" if mape is not None else "no metrics"
+        # One score without the other (a file edited by hand) compares nothing.
+        scores = (
+            f"mape {mape:.4f} (naive {naive:.4f})"
+            if mape is not None and naive is not None
+            else "no metrics"
+        )
         print(f"{marker} {model.version}  {scores}  gate {verdict}")
     return 0
 

@@ -93,9 +93,16 @@ def list_models(store: ArtifactStore) -> list[ModelSummary]:
 
 
 def _is_metrics(metrics: object) -> bool:
-    """Whether `metrics` has the shape of a metrics.json: an object whose sections are objects."""
-    return isinstance(metrics, dict) and all(
+    """Whether `metrics` has the shape of a metrics.json: an object whose sections are objects,
+    with the scores a listing shows, where given, numbers."""
+    if not isinstance(metrics, dict) or not all(
         isinstance(metrics.get(section, {}), dict) for section in ("backtest", "gate")
+    ):
+        return False
+    backtest = metrics.get("backtest", {})
+    return all(
+        isinstance(score, int | float) and not isinstance(score, bool)
+        for score in (backtest.get(key, 0.0) for key in ("mape_model", "mape_naive"))
     )
 
 
