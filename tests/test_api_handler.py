@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import gc
 import io
@@ -208,6 +209,42 @@ def test_listing_rejects_bad_parameters(
     assert_error(response_status, body, status, code)
     if status == 422:
         assert body["details"][0]["field"].startswith("query.")
+
+
+def _cursor_of(text: str) -> str:
+    return base64.urlsafe_b64encode(text.encode()).decode()
+
+
+@pytest.mark.parametrize(
+    "tamper",
+    [
+        lambda cursor: cursor + "!!",  # characters outside base64 were dropped, not refused
+        lambda cursor: cursor.rstrip("=") + "=" * 5,
+        lambda _: _cursor_of('{"after": ""}'),  # started the listing again
+        lambda _: _cursor_of('{"after": "../../x"}'),
+        lambda _: _cursor_of('{"after": "' + "a" * 129 + '"}'),
+        lambda _: _cursor_of(f'{{"after": "{card_id_of(4)}", "set": "sv1"}}'),
+        lambda _: _cursor_of(f'{{"after":"{card_id_of(4)}"}}'),
+    ],
+    ids=["junk", "padding", "empty", "path", "long", "extra key", "not as written"],
+)
+def test_a_tampered_cursor_is_a_400_naming_it(
+    api: ModuleType, tamper: Callable[[str], str]
+) -> None:
+    # Each was answered as a page: a client whose cursor was cut or altered did not learn of it.
+    _, page = invoke(api, "GET", "/cards", query={"limit": "3"})
+    status, body = invoke(api, "GET", "/cards", query={"cursor": tamper(page["next_cursor"])})
+    assert_error(status, body, 400, "invalid_cursor")
+    assert [d["field"] for d in body["details"]] == ["query.cursor"]
+
+
+def test_a_cursor_of_a_card_no_longer_served_continues_after_it(
+    api: ModuleType, store: LocalStore
+) -> None:
+    # Keyset paging: the cursor of a model that served a card another model does not still
+    # pages on, in card id order.
+    status, page = invoke(api, "GET", "/cards", query={"cursor": _cursor_of('{"after": "sv1-0"}')})
+    assert status == 200 and page["items"][0]["card_id"] > "sv1-0"
 
 
 # --- card detail ---------------------------------------------------------------------------------

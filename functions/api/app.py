@@ -141,7 +141,8 @@ def _not_found(exc: prediction.NotFound) -> Response:
 
 @app.exception_handler(prediction.BadCursor)
 def _bad_cursor(exc: prediction.BadCursor) -> Response:
-    return error_response(400, "invalid_cursor", str(exc))
+    details = [ErrorDetail(field="query.cursor", problem=str(exc))]
+    return error_response(400, "invalid_cursor", str(exc), details)
 
 
 @app.exception_handler(Exception)

@@ -6,6 +6,7 @@ import base64
 import binascii
 import bisect
 import json
+import re
 from typing import Any
 
 from pydantic import ValidationError
@@ -19,7 +20,7 @@ from pokewatch.api_schemas import (
     Prediction,
     PredictRequest,
 )
-from pokewatch.card_ids import CARD_ID_MAX_LENGTH
+from pokewatch.card_ids import CARD_ID_MAX_LENGTH, CARD_ID_PATTERN
 from pokewatch.serving import CardInfo, PricePoint, ServingTable
 from pokewatch.signals import deviation_pct, signal_of
 from pokewatch.validation import problems
@@ -27,6 +28,7 @@ from pokewatch.validation import problems
 #: Rows of history shown by `GET /cards/{card_id}`.
 DETAIL_HISTORY_ROWS = 60
 _BAD_CURSOR = "cursor is not valid; pass back the next_cursor of a listing"
+_CARD_ID = re.compile(CARD_ID_PATTERN)
 
 
 class NotFound(LookupError):
@@ -149,12 +151,22 @@ def encode_cursor(last_card_id: str) -> str:
 
 
 def decode_cursor(cursor: str) -> str:
-    """The card id a cursor continues after; BadCursor if it is not one of ours."""
+    """The card id a cursor continues after; BadCursor if it is not one of ours.
+
+    A cursor is ours only as `encode_cursor` writes it, for a card id: a cut or altered one
+    (base64 decoding drops characters outside its alphabet, an empty id starts the listing again)
+    would otherwise be answered as some page, and the client never learn that it paged wrong. The
+    id need not be served now: a page of the previous model goes on in card id order."""
     try:
         after = json.loads(base64.urlsafe_b64decode(cursor.encode("ascii")))["after"]
     except (binascii.Error, ValueError, KeyError, TypeError, UnicodeError) as exc:
         raise BadCursor(_BAD_CURSOR) from exc
-    if not isinstance(after, str):
+    if not (
+        isinstance(after, str)
+        and _CARD_ID.fullmatch(after)
+        and len(after) <= CARD_ID_MAX_LENGTH
+        and encode_cursor(after) == cursor
+    ):
         raise BadCursor(_BAD_CURSOR)
     return after
 
