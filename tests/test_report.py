@@ -107,3 +107,30 @@ def test_report_says_which_sets_the_signals_come_from() -> None:
     sell = html.split("Biggest SELL")[1]
     assert "1 SELL signal today, from Jungle (1).</p>" in sell
     assert "move together" in buy and "move together" not in sell
+
+
+def test_report_opportunities_name_the_print_not_only_the_card_name() -> None:
+    # A set holds several cards of one name (Base Set 2 has two Feraligatr, 26 and 44) and each
+    # in several prints at very different prices: by name and set alone a collector could not
+    # tell which one the row is about.
+    settings = Settings()
+    pairs = _pairs(settings)
+    opportunities = pd.DataFrame(
+        {
+            "card_id": ["base4-26_holofoil", "base4-44_reverse_holofoil"],
+            "name": ["Feraligatr", "Feraligatr"],
+            "set_name": ["Base Set 2", "Base Set 2"],
+            "market_price": [60.0, 5.0],
+            "fair_price": [60.0, 5.0],
+            "fair_price_low": [55.0, 4.5],
+            "fair_price_high": [65.0, 5.5],
+            "expected_price": [75.0, 6.0],
+            "deviation_pct": [-0.2, -0.1667],
+            "signal": ["BUY", "BUY"],
+        }
+    )
+    html = render_report(
+        "v1", dt.date(2026, 3, 1), metrics_of_pairs(pairs, settings), pairs, opportunities, settings
+    )
+    buy = html.split("Biggest BUY")[1].split("Biggest SELL")[0]
+    assert "base4-26_holofoil" in buy and "base4-44_reverse_holofoil" in buy

@@ -189,7 +189,9 @@ def _opportunities(frame: pd.DataFrame, signal: Signal) -> str:
     if chosen.empty:
         return f"<h2>{title}</h2><p class='note'>None today.</p>"
     rows = "".join(
-        f"<tr><td>{escape(str(r.name))}</td><td>{escape(str(r.set_name))}</td>"
+        # The card id too: a set has several cards of one name, each in several prints.
+        f"<tr><td>{escape(str(r.name))}<br><small>{escape(str(r.card_id))}</small></td>"
+        f"<td>{escape(str(r.set_name))}</td>"
         f"<td>${r.market_price:,.2f}</td><td>${r.fair_price:,.2f}</td>"
         f"<td>${r.fair_price_low:,.2f} – ${r.fair_price_high:,.2f}</td>"
         f"<td>${r.expected_price:,.2f}</td>"
