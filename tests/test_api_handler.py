@@ -583,11 +583,16 @@ def test_swagger_ui_is_served(api: ModuleType) -> None:
         ("$default", "/swagger", "/"),
     ],
 )
-def test_swagger_calls_the_api_where_the_page_was_served(
-    api: ModuleType, stage: str, path: str, server: str
+@pytest.mark.parametrize(
+    ("route", "query"), [("/swagger", {"format": "json"}), ("/openapi.json", None)]
+)
+def test_swagger_and_the_document_call_the_api_where_they_were_served(
+    api: ModuleType, stage: str, path: str, server: str, route: str, query: dict[str, str] | None
 ) -> None:
-    event = api_event("GET", "/swagger", query={"format": "json"})
-    event["requestContext"].update(stage=stage, path=path)
+    # /openapi.json named the root as its server: a client generated from the document served at
+    # a stage URL (`https://.../prod/openapi.json`) called `https://.../cards`, not the API.
+    event = api_event("GET", route, query=query)
+    event["requestContext"].update(stage=stage, path=path.replace("/swagger", route))
     response = api.lambda_handler(event, LambdaContext())
     assert json.loads(response["body"])["servers"] == [{"url": server}]
 

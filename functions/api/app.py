@@ -272,16 +272,22 @@ def predict_batch(request: BatchRequest) -> BatchResponse:
 
 
 # --- documentation -------------------------------------------------------------------------------
+def _server() -> str:
+    # The routes' base as this request reached them (`/prod` through a stage URL): a document
+    # naming the root would send its clients past the stage, to no API.
+    return api_docs.stage_path(app.current_event) or "/"
+
+
 @app.get("/openapi.json", include_in_schema=False)
 def openapi_spec() -> Response[str]:
-    """The OpenAPI document of this API."""
-    return Response(200, "application/json", api_docs.openapi_document(app, "/"))
+    """The OpenAPI document of this API, for clients of the URL it was asked at."""
+    return Response(200, "application/json", api_docs.openapi_document(app, _server()))
 
 
 @app.get("/swagger", include_in_schema=False)
 def swagger() -> Response[str]:
     """The Swagger UI of this API; `?format=json` is the document it shows."""
-    server = api_docs.stage_path(app.current_event) or "/"
+    server = _server()
     if (app.current_event.query_string_parameters or {}).get("format") == "json":
         return Response(200, "application/json", api_docs.swagger_document(app, server))
     return Response(200, "text/html", api_docs.swagger_page(app, server))
