@@ -21,7 +21,7 @@ from pokewatch.api_schemas import (
     PredictRequest,
 )
 from pokewatch.card_ids import CARD_ID_MAX_LENGTH, CARD_ID_PATTERN
-from pokewatch.serving import CardInfo, PricePoint, ServingTable
+from pokewatch.serving import CardInfo, PricePoint, ServingTable, search_key
 from pokewatch.signals import deviation_pct, signal_of
 from pokewatch.validation import problems
 
@@ -125,8 +125,8 @@ def list_cards(
     if set_id is None and query is None:
         ids = table.listing_ids
     else:
-        wanted_set = set_id.casefold() if set_id is not None else None
-        needle = query.casefold() if query is not None else None
+        wanted_set = search_key(set_id) if set_id is not None else None
+        needle = search_key(query) if query is not None else None
         ids = [
             card_id
             for card_id, (set_key, set_name, name, card_key) in zip(

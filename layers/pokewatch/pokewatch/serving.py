@@ -14,6 +14,7 @@ import bisect
 import datetime as dt
 import math
 import struct
+import unicodedata
 from array import array
 from collections import Counter
 from collections.abc import Sequence
@@ -70,6 +71,13 @@ CardRow = tuple[str, str, str, str, str, str]
 _CARD_ID = CARD_FIELDS.index("card_id")
 #: Positions in a `CardRow` of what a listing filters on (`ServingTable.search_keys`).
 _SEARCHED = tuple(CARD_FIELDS.index(f) for f in ("set_id", "set_name", "name", "card_id"))
+
+
+def search_key(text: str) -> str:
+    """`text` as listings compare it: without regard to case, and with an accent written as one
+    character (é) or as a letter and a combining mark (e + ◌́, as some keyboards and file names
+    give it) the same (Unicode canonical caseless matching)."""
+    return unicodedata.normalize("NFD", unicodedata.normalize("NFD", text).casefold())
 
 
 class ServingHeader(BaseModel):
@@ -129,10 +137,10 @@ class ServingTable:
 
     @cached_property
     def search_keys(self) -> list[tuple[str, ...]]:
-        """Case-folded (set id, set name, name, card id) per card of `listing_ids`, for filters
+        """`search_key`s of (set id, set name, name, card id) per card of `listing_ids`, for filters
         (made on the first filtered listing, not at every cold start)."""
         rows = (self._cards[self._index[card_id]] for card_id in self.listing_ids)
-        return [tuple(row[i].casefold() for i in _SEARCHED) for row in rows]
+        return [tuple(search_key(row[i]) for i in _SEARCHED) for row in rows]
 
     # --- reading ----------------------------------------------------------------------------
     @classmethod
