@@ -117,6 +117,18 @@ def test_origins_skip_off_calendar_days() -> None:
     assert pd.Timestamp("2023-05-03") not in origin_dates(features, SETTINGS)
 
 
+def test_origins_reach_the_end_of_a_history_whose_catalogue_shrank() -> None:
+    """More than half the cards unpriced in the last four months: the backtest still judges
+    the last part of the history, not the months before the catalogue shrank."""
+    history = synthetic_market(5, cards=40, weeks=60, reversion=0.5, volatility=0.05)
+    last = history["date"].max()
+    gone = history["card_id"].isin(history["card_id"].unique()[:24]) & (
+        history["date"] > last - pd.Timedelta(days=120)
+    )
+    origins = origin_dates(build_features(history[~gone], 28), SETTINGS)
+    assert origins[-1] == last - pd.Timedelta(days=28)
+
+
 def test_vectorised_signals_match_the_scalar_rule() -> None:
     deviations = np.array([-0.5, -0.10, -0.0999, 0.0, 0.1499, 0.15, 0.7])
     expected = [signal_of(d, -0.10, 0.15).value for d in deviations]

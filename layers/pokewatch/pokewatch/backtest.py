@@ -21,14 +21,17 @@ import pandas as pd
 from pydantic import BaseModel, Field
 from threadpoolctl import threadpool_limits
 
+from pokewatch.card_day import epoch_days
 from pokewatch.fair_price_model import VALIDATION_DAYS, FairPriceModel, NotEnoughHistory
 from pokewatch.features import TARGET_WINDOW_DAYS, build_features, median_step_days
 from pokewatch.settings import Settings
 from pokewatch.signals import Signal, deviation_pct
 
-#: A date is an origin candidate when at least this share of the busiest date's cards have a
-#: price on it (skips the odd off-calendar day of a weekly history).
+#: A date is an origin candidate when at least this share of the cards of the busiest date within
+#: `CALENDAR_NEIGHBOURHOOD_DAYS` of it have a price on it (skips the odd off-calendar day of a
+#: weekly history).
 MAIN_CALENDAR_SHARE = 0.5
+CALENDAR_NEIGHBOURHOOD_DAYS = 7
 
 
 class BacktestMetrics(BaseModel):
@@ -83,16 +86,29 @@ def _spaced(dates: list[pd.Timestamp], step_days: int, from_latest: bool) -> lis
 
 def origin_dates(features: pd.DataFrame, settings: Settings) -> list[pd.Timestamp]:
     """The backtest's origins: main-calendar dates with observable actuals (see module doc)."""
-    counts = features.loc[features["target"].notna(), "date"].value_counts()
+    counts = features.loc[features["target"].notna(), "date"].value_counts().sort_index()
     if counts.empty:
         return []
-    calendar = counts[counts >= MAIN_CALENDAR_SHARE * counts.max()].index
+    calendar = counts.index[counts >= MAIN_CALENDAR_SHARE * _nearby_max(counts)]
     last = calendar.max()
     # A refit at an origin needs targets known before its validation window, which itself ends
     # a horizon before the origin: origins closer to the start of the history cannot be fitted.
     earliest = features["date"].min() + pd.Timedelta(days=min_history_days(settings))
     in_window = [d for d in calendar if (last - d).days < settings.backtest_days and d >= earliest]
     return _spaced(in_window, settings.backtest_origin_step_days, from_latest=True)
+
+
+def _nearby_max(counts: pd.Series) -> np.ndarray:
+    """For each date of `counts` (sorted by date), the largest count within
+    `CALENDAR_NEIGHBOURHOOD_DAYS` of it (inclusive). Compared with the busiest date of the whole
+    history instead, a catalogue that shrank (half the cards no longer priced in the last
+    months) made every later date "off-calendar" and moved the backtest's window back to months
+    before the history's end, without a word."""
+    days = epoch_days(counts.index.to_series())
+    starts = np.searchsorted(days, days - CALENDAR_NEIGHBOURHOOD_DAYS, side="left")
+    ends = np.searchsorted(days, days + CALENDAR_NEIGHBOURHOOD_DAYS, side="right")
+    values = counts.to_numpy()
+    return np.array([values[s:e].max() for s, e in zip(starts, ends, strict=True)])
 
 
 def min_history_days(settings: Settings) -> int:
