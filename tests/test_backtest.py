@@ -141,6 +141,17 @@ def test_too_short_history_is_a_clear_error() -> None:
         walk_forward(history, SETTINGS)
 
 
+def test_history_spaced_beyond_the_horizon_says_so_not_too_short() -> None:
+    """A long history priced every four weeks has no actual for a 7-day horizon: the error
+    names the spacing, not a length it already has."""
+    history = synthetic_market(6, cards=30, weeks=60, reversion=0.5, volatility=0.05)
+    monthly = history[history["date"].isin(history["date"].unique()[::4])]
+    settings = SETTINGS.model_copy(update={"horizon_days": 7})
+    with pytest.raises(ValueError, match=r"28 days apart.*choose a horizon") as error:
+        walk_forward(monthly, settings)
+    assert "too short" not in str(error.value)
+
+
 def test_origins_leave_each_refit_enough_history_to_fit() -> None:
     """A history shorter than the backtest window still backtests, on the origins that a refit
     can be fitted for; earlier dates are not origins."""

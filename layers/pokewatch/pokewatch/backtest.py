@@ -133,6 +133,16 @@ def walk_forward_pairs_of_features(features: pd.DataFrame, settings: Settings) -
         raise NotEnoughHistory("the history has no priced rows")
     origins = origin_dates(features, settings)
     if not origins:
+        step = median_step_days(features)
+        if step > horizon + TARGET_WINDOW_DAYS:
+            # However long the history, an actual is rarely observed: its prices are further
+            # apart than the horizon's window (a monthly history at a 7-day horizon), and "too
+            # short, collect a longer history" would be wrong advice.
+            raise NotEnoughHistory(
+                f"the history's prices are {step:g} days apart: a card rarely has a price "
+                f"{horizon} to {horizon + TARGET_WINDOW_DAYS} days after another (the actual of "
+                f"a {horizon}-day forecast); choose a horizon of that spacing or a multiple of it"
+            )
         needed = min_history_days(settings) + horizon
         first, last = features["date"].min(), features["date"].max()
         raise NotEnoughHistory(
