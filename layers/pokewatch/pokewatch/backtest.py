@@ -31,7 +31,10 @@ from pokewatch.signals import Signal, deviation_pct
 #: `CALENDAR_NEIGHBOURHOOD_DAYS` of it have a price on it (skips the odd off-calendar day of a
 #: weekly history).
 MAIN_CALENDAR_SHARE = 0.5
-CALENDAR_NEIGHBOURHOOD_DAYS = 7
+#: Every day is this close to a day of a weekly calendar, and no two weekly days are this close
+#: (a wider neighbourhood compared the first week after a catalogue shrank with the week before
+#: it, and dropped that origin).
+CALENDAR_NEIGHBOURHOOD_DAYS = 3
 
 
 class BacktestMetrics(BaseModel):
