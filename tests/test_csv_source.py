@@ -162,36 +162,36 @@ def test_an_unusable_optional_value_is_read_as_missing_with_one_warning_per_colu
     ]
 
 
-def test_a_release_date_out_of_range_is_read_as_missing(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
+@pytest.mark.parametrize(
+    ("row", "column", "problem"),
+    [
+        # 1999 typed as 0999: the day fits no nanosecond timestamp and failed the whole file.
+        (
+            "sv1-5_normal,2024-01-07,2.0,,,,,,0999-01-09,",
+            "release_date",
+            "must be a date from 1990-01-01 to 2100-12-31, found '0999-01-09'",
+        ),
+        # A whole number, but no 64-bit count: it failed the whole file with pandas' TypeError.
+        (
+            "sv1-5_normal,2024-01-07,2.0,1e30,,,,,,",
+            "volume",
+            "must be below 1,000,000,000, found '1e30'",
+        ),
+    ],
+    ids=["release date out of range", "volume too large for a count"],
+)
+def test_an_optional_value_out_of_range_is_read_as_missing_keeping_the_price(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, row: str, column: str, problem: str
 ) -> None:
-    # 1999 typed as 0999: the day fits no nanosecond timestamp and failed the whole file.
-    path = write_csv(tmp_path / "p.csv", [*GOOD, "sv1-5_normal,2024-01-07,2.0,,,,,,0999-01-09,"])
-
-    result = read_long_csv(path, max_bad_share=0.0)
-
-    assert result.bad_rows == []
-    assert pd.isna(result.history["release_date"].iloc[-1])
-    assert [r.getMessage() for r in caplog.records] == [
-        f"{path}: release_date: 1 unusable value read as missing, first at {path}:6: "
-        "must be a date from 1990-01-01 to 2100-12-31, found '0999-01-09'"
-    ]
-
-
-def test_a_volume_too_large_for_a_count_is_read_as_missing(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
-    # A whole number, but no 64-bit count: it failed the whole file with pandas' TypeError.
-    path = write_csv(tmp_path / "p.csv", [*GOOD, "sv1-5_normal,2024-01-07,2.0,1e30,,,,,,"])
+    path = write_csv(tmp_path / "p.csv", [*GOOD, row])
 
     result = read_long_csv(path, max_bad_share=0.0)
 
     assert result.bad_rows == []
     assert result.history["market_price"].iloc[-1] == 2.0
-    assert pd.isna(result.history["volume"].iloc[-1])
+    assert pd.isna(result.history[column].iloc[-1])
     assert [r.getMessage() for r in caplog.records] == [
-        f"{path}: volume: 1 unusable value read as missing, first at {path}:6: "
-        "must be below 1,000,000,000, found '1e30'"
+        f"{path}: {column}: 1 unusable value read as missing, first at {path}:6: {problem}"
     ]
 
 
