@@ -636,6 +636,22 @@ def test_a_broken_new_model_leaves_the_previous_one_serving(
     assert (health["status"], health["model_version"]) == ("ok", "v2")
 
 
+def test_a_damaged_pointer_is_one_line_in_health_while_the_model_in_hand_serves(
+    api: ModuleType, store: LocalStore
+) -> None:
+    clock = use_clock(api, store, ttl=60)
+    assert invoke(api, "GET", "/health")[0] == 200
+    store.put_bytes(keys.CURRENT_MODEL, b'{"version": 5}')
+    clock.now = 61
+    status, health = health_when(api, lambda h: h["status"] == "degraded")
+    assert (status, health["model_version"]) == (200, "v1")
+    # It was pydantic's message: several lines and a documentation URL.
+    assert health["detail"] == (
+        "models/current.json is not a promotion record: version: Input should be a valid "
+        "string; promoted_at: Field required"
+    )
+
+
 def test_a_missing_artifact_at_cold_start_is_503_until_a_model_appears(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -27,6 +27,7 @@ from pokewatch import keys
 from pokewatch.promotion import Promotion
 from pokewatch.serving import ServingFormatError, ServingTable
 from pokewatch.store import ArtifactNotFound, ArtifactStore
+from pokewatch.validation import problems
 
 log = logging.getLogger(__name__)
 
@@ -146,7 +147,10 @@ class ModelLoader:
                 table = self._load(version)
         except ArtifactNotFound as exc:
             problem = f"artifact not found: {exc.args[0]}"
-        except (ValidationError, ServingFormatError) as exc:
+        except ValidationError as exc:
+            # One line for /health's detail, not pydantic's several with a documentation URL.
+            problem = f"{keys.CURRENT_MODEL} is not a promotion record: {problems(exc, 'record')}"
+        except ServingFormatError as exc:
             problem = f"model artifact is invalid: {exc}"
         except Exception as exc:  # any store failure must keep the old model serving
             problem = f"model store error: {type(exc).__name__}: {exc}"
