@@ -7,7 +7,8 @@ Nothing here is built at import: Powertools' OpenAPI models (imported by `config
 from __future__ import annotations
 
 import functools
-from typing import TYPE_CHECKING
+import json
+from typing import TYPE_CHECKING, Any
 
 from pokewatch.api_errors import ERROR_MEANINGS
 from pokewatch.api_schemas import ErrorBody
@@ -57,16 +58,40 @@ def openapi_document(app: APIGatewayRestResolver, server: str) -> str:
     """The OpenAPI document of `app` for clients of `server`; routes do not change once imported."""
     from aws_lambda_powertools.event_handler.openapi.models import APIKey, APIKeyIn, Server
 
-    return app.get_openapi_json_schema(
-        title=TITLE,
-        version=VERSION,
-        description=DESCRIPTION,
-        servers=[Server(url=server)],
-        # `in` is a Python keyword: the field is given by its alias, in the data validated.
-        security_schemes={
-            "apiKey": APIKey.model_validate({"name": "x-api-key", "in": APIKeyIn.header})
-        },
+    document = json.loads(
+        app.get_openapi_json_schema(
+            title=TITLE,
+            version=VERSION,
+            description=DESCRIPTION,
+            servers=[Server(url=server)],
+            # `in` is a Python keyword: the field is given by its alias, in the data validated.
+            security_schemes={
+                "apiKey": APIKey.model_validate({"name": "x-api-key", "in": APIKeyIn.header})
+            },
+        )
     )
+    return json.dumps(_without_default_validation_errors(document), indent=2)
+
+
+#: Powertools' own 422 and its schemas: it documents one on every route, also on a route that
+#: takes no input (/health, which never answers it), and in its shape, not `ErrorBody`'s.
+_DEFAULT_422 = "#/components/schemas/HTTPValidationError"
+_DEFAULT_422_SCHEMAS = ("HTTPValidationError", "ValidationError", "ResponseValidationError")
+
+
+def _without_default_validation_errors(document: dict[str, Any]) -> dict[str, Any]:
+    """`document` without Powertools' default 422s: each route declares the 422 it answers."""
+    for operations in document.get("paths", {}).values():
+        for operation in operations.values():
+            responses = operation.get("responses", {})
+            for status, response in list(responses.items()):
+                if _DEFAULT_422 in json.dumps(response):
+                    del responses[status]
+    schemas = document.get("components", {}).get("schemas", {})
+    removed = {name: schemas.pop(name) for name in _DEFAULT_422_SCHEMAS if name in schemas}
+    if any(f'#/components/schemas/{name}"' in json.dumps(document) for name in removed):
+        schemas.update(removed)  # still used by something this did not remove: keep them
+    return document
 
 
 @functools.cache
