@@ -62,7 +62,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from pokewatch import api_docs, prediction
-from pokewatch.api_docs import KEYED, route_responses
+from pokewatch.api_docs import KEYED, error_responses, route_responses
 from pokewatch.api_errors import (
     NOT_JSON,
     checked_content_type,
@@ -176,6 +176,7 @@ def _no_route(_: Exception) -> Response:
             "description": "no model is in service",
             "content": {"application/json": {"model": Health}},
         },
+        **error_responses(),
     },
 )
 def health() -> Response[Health]:

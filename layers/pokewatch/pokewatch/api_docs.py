@@ -34,14 +34,18 @@ KEYED: list[dict[str, list[str]]] = [{"apiKey": []}]
 
 
 def route_responses(answer: str, *errors: int) -> dict[int, OpenAPIResponse]:
-    """The OpenAPI responses of a route: its answer (the return annotation) and its errors."""
+    """The OpenAPI responses of a route: its answer (the return annotation) and its errors
+    (`error_responses`)."""
+    return {200: {"description": answer}, **error_responses(*errors)}
+
+
+def error_responses(*errors: int) -> dict[int, OpenAPIResponse]:
+    """The OpenAPI responses of `errors`, each an `ErrorBody`, and of the 500 any route answers
+    to an unexpected failure."""
     error_content: dict[str, OpenAPIResponseContentSchema | OpenAPIResponseContentModel] = {
         "application/json": {"model": ErrorBody}
     }
-    return {
-        200: {"description": answer},
-        **{s: {"description": ERROR_MEANINGS[s], "content": error_content} for s in errors},
-    }
+    return {s: {"description": ERROR_MEANINGS[s], "content": error_content} for s in (*errors, 500)}
 
 
 def stage_path(event: APIGatewayProxyEvent) -> str:

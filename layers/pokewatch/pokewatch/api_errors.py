@@ -22,6 +22,7 @@ ERROR_MEANINGS = {
     415: "the request body is not JSON (Content-Type: application/json)",
     422: "invalid input: `details` names each field and its problem",
     503: "no model is in service; `message` says why",
+    500: "an unexpected failure of the service (`internal_error`); the request may be retried",
 }
 #: Longest field name an answer repeats: unknown keys can be any size.
 _MAX_FIELD_CHARS = 100
