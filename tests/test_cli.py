@@ -103,6 +103,19 @@ def test_invoke_of_a_step_with_an_invalid_event_names_its_fields_in_one_line(
     assert "set_id: " in last and "errors.pydantic.dev" not in err
 
 
+def test_a_collect_event_whose_days_are_out_of_order_is_an_invalid_event(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run = {"run_id": "r1", "source": "sample", "as_of": "2024-01-14", "cards": 20}
+    event = {"run": run, "set_id": "base1", "start": "2024-01-14", "end": "2024-01-07"}
+    path, code, err = _invoke_with_event(capsys, tmp_path, "collect", json.dumps(event).encode())
+    assert code == 1
+    assert err.strip().splitlines()[-1] == (
+        f"pokewatch: error: collect failed on {path}: invalid event: "
+        "event: start 2024-01-14 is after end 2024-01-07"
+    )
+
+
 @pytest.mark.parametrize("set_id", ["../../../dt=2024-01-07/set=sv1", "a/b", ".."])
 def test_a_set_id_that_is_a_path_is_an_invalid_event_and_writes_nothing(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], set_id: str

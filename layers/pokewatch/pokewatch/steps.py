@@ -11,7 +11,7 @@ import datetime as dt
 import json
 import textwrap
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from pokewatch.card_ids import SetId
 from pokewatch.price_limits import plausible_day
@@ -63,6 +63,13 @@ class CollectItem(StepModel):
     set_id: SetId
     start: dt.date
     end: dt.date
+
+    @model_validator(mode="after")
+    def _days_in_order(self) -> CollectItem:
+        # Named as the event's fault here; a source met it as its own ValueError.
+        if self.start > self.end:
+            raise ValueError(f"start {self.start} is after end {self.end}")
+        return self
 
 
 class CollectResult(StepModel):
