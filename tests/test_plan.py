@@ -11,7 +11,8 @@ from pydantic import ValidationError
 from pokewatch import keys
 from pokewatch.history import load_raw_history
 from pokewatch.pipeline.collect import collect_set
-from pokewatch.pipeline.plan import EARLIEST_HISTORY, plan_run
+from pokewatch.pipeline.plan import plan_run
+from pokewatch.price_limits import EARLIEST_DATE
 from pokewatch.settings import MAX_BACKFILL_DAYS, Settings
 from pokewatch.steps import RunRequest
 from pokewatch.store import LocalStore
@@ -35,10 +36,10 @@ def test_a_first_run_backfills_the_history_days(tmp_path: Path) -> None:
 def test_a_backfill_longer_than_the_earliest_history_starts_there(tmp_path: Path) -> None:
     # A backfill reaching before 1990 gave days pandas cannot hold (`--history-days 99999999`,
     # now refused, was an OverflowError 'date value out of range' in the plan).
-    as_of = EARLIEST_HISTORY + dt.timedelta(days=MAX_BACKFILL_DAYS // 2)
+    as_of = EARLIEST_DATE + dt.timedelta(days=MAX_BACKFILL_DAYS // 2)
     request = RunRequest(source="sample", as_of=as_of, sets=["a"], history_days=MAX_BACKFILL_DAYS)
     [item] = plan_run(request, Settings(), LocalStore(tmp_path)).items
-    assert item.start == EARLIEST_HISTORY
+    assert item.start == EARLIEST_DATE
 
 
 @pytest.mark.parametrize("as_of", ["0001-01-01", "9999-12-31"])

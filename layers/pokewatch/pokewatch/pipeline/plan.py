@@ -12,8 +12,6 @@ from pokewatch.sources.registry import get_source
 from pokewatch.steps import CollectItem, Plan, RunConfig, RunRequest
 from pokewatch.store import ArtifactStore
 
-#: Where "everything the source has" starts when a run asks for no history limit (csv backfill).
-EARLIEST_HISTORY = EARLIEST_DATE
 #: Sources that are a file: a first run takes the whole file, and each later run resumes a set
 #: after its latest stored price, not after the day it was collected, so that rows a later export
 #: brings for days before the last run (published late) are read, not skipped.
@@ -71,8 +69,8 @@ def _default_history_days(request: RunRequest, settings: Settings) -> int | None
 def _first_day_to_collect(run: RunConfig, last_collected: dt.date | None) -> dt.date:
     if last_collected is not None:
         return last_collected + dt.timedelta(days=1)
-    # A backfill reaching back before the earliest history is all of it (and one of 99,999,999
-    # days would not be a date).
-    if run.history_days is None or run.history_days > (run.as_of - EARLIEST_HISTORY).days:
-        return EARLIEST_HISTORY
+    # No history limit (a csv backfill), or one reaching back before the earliest day a price may
+    # be dated: everything the source has, from that day.
+    if run.history_days is None or run.history_days > (run.as_of - EARLIEST_DATE).days:
+        return EARLIEST_DATE
     return run.as_of - dt.timedelta(days=run.history_days - 1)
