@@ -4,30 +4,93 @@ from __future__ import annotations
 
 import json
 
+from pydantic import BaseModel, ConfigDict, ValidationError
+
 from pokewatch import keys, registry
 from pokewatch.backtest import BacktestMetrics
-from pokewatch.quality_gate import evaluate_gate
+from pokewatch.quality_gate import GateDecision, evaluate_gate
 from pokewatch.settings import Settings
 from pokewatch.steps import GateResult, TrainedModel, ValidatedModel
-from pokewatch.store import ArtifactNotFound, ArtifactStore
+from pokewatch.store import ArtifactNotFound, ArtifactStore, Tagged, WriteConflict
+from pokewatch.validation import problems
+
+#: Reads of metrics.json when another validation of the same run writes it meanwhile: the
+#: second read finds that verdict.
+_ATTEMPTS = 2
+
+
+class NotThisRunsModel(RuntimeError):
+    """The event names a model version that its run did not train (another run's, or none)."""
+
+
+class _RunRef(BaseModel):
+    run_id: str
+
+
+class _Metrics(BaseModel):
+    """What validate reads of a metrics.json (train writes it; the gate's verdict is added)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    version: str
+    run: _RunRef
+    backtest: BacktestMetrics
+    card_coverage: float
+    gate: GateDecision | None = None
 
 
 def validate_model(
     candidate: TrainedModel, settings: Settings, store: ArtifactStore
 ) -> ValidatedModel:
-    """Apply the gate; the verdict and its reasons are written into the candidate's metrics.json
-    and returned for the state machine's Choice."""
+    """Apply the gate to the model the candidate's run trained and write the verdict into its
+    metrics.json, for the state machine's Choice.
+
+    A verdict, once written, stands: a re-run of the step (a retry, a redriven execution) answers
+    the recorded one, and the write is conditional on the file read, so two validations at once
+    write one verdict. A version that another run trained is refused, its verdict untouched."""
     metrics_key = keys.model_artifact(candidate.version, "metrics.json")
-    metrics = json.loads(store.get_bytes(metrics_key))
-    champion = _champion_backtest(store)
-    decision = evaluate_gate(
-        BacktestMetrics.model_validate(metrics["backtest"]),
-        champion,
-        settings,
-        card_coverage=float(metrics["card_coverage"]),
-    )
-    metrics["gate"] = decision.model_dump(mode="json")
-    store.put_bytes(metrics_key, json.dumps(metrics, indent=1).encode(), "application/json")
+    for _ in range(_ATTEMPTS):
+        found = _read(store, metrics_key, candidate)
+        metrics = _parse(found, metrics_key)
+        if (metrics.version, metrics.run.run_id) != (candidate.version, candidate.run.run_id):
+            raise NotThisRunsModel(
+                f"{metrics_key} is the model of run {metrics.run.run_id}, not of this run "
+                f"({candidate.run.run_id}); validate judges only the model its own run trained"
+            )
+        if metrics.gate is not None:
+            return _answer(candidate, metrics.gate)
+        decision = evaluate_gate(
+            metrics.backtest, _champion_backtest(store), settings, metrics.card_coverage
+        )
+        judged = {**json.loads(found.data), "gate": decision.model_dump(mode="json")}
+        try:
+            store.put_if_unchanged(metrics_key, json.dumps(judged, indent=1).encode(), found.tag)
+        except WriteConflict:
+            continue
+        return _answer(candidate, decision)
+    raise RuntimeError(f"{metrics_key} kept changing while this validation ran; run it again")
+
+
+def _read(store: ArtifactStore, key: str, candidate: TrainedModel) -> Tagged:
+    try:
+        return store.get_tagged(key)
+    except ArtifactNotFound:
+        raise NotThisRunsModel(
+            f"{key} not found in {store.uri}: run {candidate.run.run_id} trained no model "
+            f"{candidate.version!r}"
+        ) from None
+
+
+def _parse(found: Tagged, key: str) -> _Metrics:
+    try:
+        return _Metrics.model_validate_json(found.data)
+    except ValidationError as exc:
+        raise ValueError(
+            f"{key} is not a model's metrics ({problems(exc, whole='file')})"
+        ) from None
+
+
+def _answer(candidate: TrainedModel, decision: GateDecision) -> ValidatedModel:
     summary = "; ".join(decision.reasons) if decision.reasons else "all checks passed"
     return ValidatedModel(
         **candidate.model_dump(),
