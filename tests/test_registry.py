@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from types import SimpleNamespace
 
@@ -11,6 +12,7 @@ import pytest
 from api_fixtures import serving_bytes
 
 from pokewatch import keys, registry
+from pokewatch.promotion import Promotion
 from pokewatch.store import LocalStore, S3Store
 
 
@@ -315,3 +317,74 @@ def test_a_write_that_landed_but_was_answered_as_a_conflict_is_kept(
     assert [p.version for p in registry._read_log(s3_store)[0]] == ["v1", "v2"]
     registry.promote(s3_store, "v3")
     assert [registry.rollback(s3_store).version for _ in range(2)] == ["v2", "v1"]
+
+
+class _AtPointerWrite:
+    """A store on which `meanwhile` runs just before this writer's first write of the pointer
+    after its log write: between the two writes of a promotion."""
+
+    def __init__(self, store: LocalStore | S3Store, meanwhile: Callable[[], object]) -> None:
+        self._store, self._meanwhile, self._logged = store, meanwhile, False
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._store, name)
+
+    def put_if_unchanged(self, key: str, *args: object, **kwargs: object) -> None:
+        if key == registry.PROMOTION_LOG:
+            self._logged = True
+        elif self._logged and self._meanwhile is not None:
+            meanwhile, self._meanwhile = self._meanwhile, None
+            meanwhile()
+        self._store.put_if_unchanged(key, *args, **kwargs)
+
+
+@pytest.mark.parametrize("damaged", ["before", "between its writes"])
+def test_a_repair_during_another_promotion_names_only_models_that_were_in_service(
+    any_store: LocalStore | S3Store, damaged: str
+) -> None:
+    # The repair took the log's last record for what the pointer held: the other promotion's,
+    # whose pointer write then lost and took it out of the log. The repair named as the model
+    # before it one never in service, with no record: the way back stopped there.
+    _promoted(any_store, "v1", "v2")
+    _model(any_store, "v3")
+    _model(any_store, "v4")
+
+    def damage() -> None:
+        any_store.put_bytes(keys.CURRENT_MODEL, b'{"version": "v2", "promot')
+
+    if damaged == "before":
+        damage()
+    served = _PointerWrites(any_store)
+
+    def repair() -> None:
+        if damaged != "before":
+            damage()
+        registry.promote(served, "v4")
+
+    registry.promote(_AtPointerWrite(served, repair), "v3")
+    walked_back = [registry.rollback(any_store).version for _ in range(3)]
+    assert (
+        walked_back
+        == {
+            "before": ["v4", "v2", "v1"],  # v3's promotion lost to v4's and went on after it
+            "between its writes": ["v3", "v2", "v1"],  # the repair put v3 in service, then v4
+        }[damaged]
+    )
+    assert set(walked_back) <= served.versions
+    with pytest.raises(registry.RegistryError, match="no earlier model"):
+        registry.rollback(any_store)
+
+
+class _PointerWrites:
+    """A store that records each version it writes into the pointer."""
+
+    def __init__(self, store: LocalStore | S3Store) -> None:
+        self._store, self.versions = store, {"v1", "v2"}
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._store, name)
+
+    def put_if_unchanged(self, key: str, data: bytes, *args: object, **kwargs: object) -> None:
+        self._store.put_if_unchanged(key, data, *args, **kwargs)
+        if key == keys.CURRENT_MODEL:
+            self.versions.add(Promotion.model_validate_json(data).version)

@@ -110,21 +110,24 @@ def promote(store: ArtifactStore, version: str, *, data_as_of: dt.date | None = 
     """Put `version` in service with one atomic write of `models/current.json`. Promoting the
     version already in service changes nothing (a retried Promote, a repeated command): it must
     not become its own predecessor, which would cut the way back to the models before it.
-    A damaged pointer is replaced, keeping the way back of the log. `data_as_of` defaults to the
-    serving file's."""
+    A damaged pointer is repaired first, keeping the way back of the log. `data_as_of` defaults
+    to the serving file's."""
 
     def change(pointer: Tagged | None, log: list[Promotion]) -> _Change:
         try:
             previous = _pointer_record(store, pointer)
         except DamagedRecord:
-            # This repairs the pointer. It is written after the log, so the log's last record is
-            # what it held: the way back goes on from there, and promoting its model puts it back.
-            previous = log[-1] if log else None
+            # The pointer is written after the log, so the log's last record is what it held, or
+            # that of a promotion between its two writes (or stopped there). Putting it back
+            # first makes it the model in service either way: the promotion asked for then goes
+            # on from a model that was, and the other one's record is not taken out of the log
+            # from under it (its pointer write lost, but its model went in service).
+            if log and _can_serve(store, log[-1].version):
+                return _Change(log[-1], logged=False, repairs=True)
+            previous = log[-1] if log else None  # none to put back: the way back is cut there
+        else:
             if previous is not None and previous.version == version:
-                _servable(store, version)
-                return _Change(previous, logged=False)
-        if previous is not None and previous.version == version:
-            return _Change(previous, logged=False, unchanged=True)
+                return _Change(previous, logged=False, unchanged=True)
         table = _servable(store, version)
         record = Promotion(
             version=version,
@@ -184,6 +187,8 @@ class _Change(NamedTuple):
     logged: bool
     #: The record is the pointer's own: nothing is written.
     unchanged: bool = False
+    #: The record puts back what a damaged pointer held; the change asked for follows it.
+    repairs: bool = False
 
 
 def _change_service(
@@ -220,10 +225,10 @@ def _change_service(
                 pointer.tag if pointer else None,
             )
         except WriteConflict:
-            if not _in_service(store, made.record):
-                if made.logged:
-                    _unlog(store, made.record)
+            if not made.repairs and not _took_effect(store, made):
                 continue
+        if made.repairs:
+            continue  # the pointer is sound again (this repair's or another's): now the change
         return made.record
     raise RegistryError(
         f"{keys.CURRENT_MODEL} in {store.uri} changed {WRITE_ATTEMPTS} times while this ran "
@@ -240,29 +245,60 @@ def _attempts() -> Iterator[int]:
         yield attempt
 
 
-def _in_service(store: ArtifactStore, record: Promotion) -> bool:
-    """Whether the pointer holds `record` (a damaged pointer holds none)."""
+def _took_effect(store: ArtifactStore, made: _Change) -> bool:
+    """Whether the change whose pointer write found the pointer changed is made all the same:
+    the pointer holds its record (its own write landed, answered as a conflict), or a later
+    promotion went on from it (a repair of a damaged pointer put it in service). If not, its log
+    record is taken back, unless the pointer is damaged: the retry's repair may put it back."""
     try:
-        return current(store) == record
+        in_service = current(store)
     except DamagedRecord:
         return False
+    if in_service == made.record:
+        return True
+    return made.logged and not _unlog(store, made.record)
 
 
-def _unlog(store: ArtifactStore, record: Promotion) -> None:
-    """Take back the log record of a promotion whose pointer write lost to another promotion."""
+def _went_on_from(log: list[Promotion], record: Promotion) -> bool:
+    """Whether a promotion logged after `record` named its model as the one before it (before
+    another promotion of that model, which the later ones would go on from instead)."""
+    if record not in log:
+        return False
+    for later in log[log.index(record) + 1 :]:
+        if later.previous_version == record.version:
+            return True
+        if later.version == record.version:
+            return False
+    return False
+
+
+def _unlog(store: ArtifactStore, record: Promotion) -> bool:
+    """Take back the log record of a promotion whose pointer write lost to another promotion;
+    False, keeping it, when a later promotion went on from its model (it was in service)."""
     for _ in _attempts():
         log, tag = _read_log(store)
+        if _went_on_from(log, record):
+            return False
         try:
             store.put_if_unchanged(
                 PROMOTION_LOG, _LOG.dump_json([p for p in log if p != record], indent=1), tag
             )
-            return
+            return True
         except WriteConflict:
             continue
     raise RegistryError(
         f"{PROMOTION_LOG} in {store.uri} kept changing: it still records a promotion of "
         f"{record.version!r} at {record.promoted_at.isoformat()} that did not happen"
     )
+
+
+def _can_serve(store: ArtifactStore, version: str) -> bool:
+    """Whether `version` can be put in service (`_servable` without the reason)."""
+    try:
+        _servable(store, version)
+    except RegistryError:
+        return False
+    return True
 
 
 def _servable(store: ArtifactStore, version: str) -> ServingTable:
