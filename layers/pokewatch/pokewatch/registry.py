@@ -153,6 +153,10 @@ def rollback(store: ArtifactStore) -> Promotion:
         # Where the promotion in service stands in the log (an older log without it: its end),
         # the newest record of its version and time that is not a rollback: two records may share
         # a timestamp (a coarse clock, a log written by hand), another version's or a rollback's.
+        # A rollback record names a previous model only with `restores`, so it is never taken for
+        # a promotion. One written before `restores` existed can be: its fields are those of a
+        # promotion by hand (v1, v2, v1, then v2 rolled back or promoted by hand: v2 after v1 both
+        # ways), which is undone one promotion at a time, so its next rollbacks visit v1, v2, v1.
         undone = next(
             (
                 i
