@@ -11,7 +11,7 @@ from test_quality_gate import SETTINGS, metrics
 
 from pokewatch import keys, registry
 from pokewatch.pipeline import validate
-from pokewatch.pipeline.promote import promote_model
+from pokewatch.pipeline.promote import NotApproved, promote_model
 from pokewatch.pipeline.validate import NotThisRunsModel, validate_model
 from pokewatch.steps import Dataset, RunConfig, TrainedModel
 from pokewatch.store import LocalStore, S3Store
@@ -112,3 +112,27 @@ def test_a_damaged_metrics_file_is_named(local_store: LocalStore) -> None:
     local_store.put_bytes(keys.model_artifact("r1", "metrics.json"), b'{"version": "r1"}')
     with pytest.raises(ValueError, match=r"models/r1/metrics\.json is not a model's metrics"):
         validate_model(candidate, SETTINGS, local_store)
+
+
+def test_a_damaged_champion_metrics_file_is_named(local_store: LocalStore) -> None:
+    # Judged without the champion's backtest, the challenger would skip the champion check; the
+    # step failed with a bare KeyError.
+    champion = _trained(local_store, "r1")
+    promote_model(validate_model(champion, SETTINGS, local_store), SETTINGS, local_store)
+    local_store.put_bytes(keys.model_artifact("r1", "metrics.json"), b'{"version": "r1"}')
+    with pytest.raises(ValueError, match=r"models/r1/metrics\.json is not a model's metrics"):
+        validate_model(_trained(local_store, "r2"), SETTINGS, local_store)
+
+
+def test_promote_refuses_an_event_naming_another_runs_model(local_store: LocalStore) -> None:
+    # An older model that once passed its gate, named by a hand-made event of a later run, was
+    # put back in service by the promote step.
+    older = validate_model(_trained(local_store, "r1"), SETTINGS, local_store)
+    promote_model(older, SETTINGS, local_store)
+    promote_model(
+        validate_model(_trained(local_store, "r2"), SETTINGS, local_store), SETTINGS, local_store
+    )
+    later_run = older.run.model_copy(update={"run_id": "r3"})
+    with pytest.raises(NotApproved, match="trained by run r1, not by this run \\(r3\\)"):
+        promote_model(older.model_copy(update={"run": later_run}), SETTINGS, local_store)
+    assert registry.current(local_store).version == "r2"

@@ -6,6 +6,8 @@ import datetime as dt
 
 CURRENT_MODEL = "models/current.json"
 SERVING_FILE = "serving.bin"
+#: The file of a model version holding who trained it, its backtest and the gate's verdict.
+METRICS_FILE = "metrics.json"
 
 
 def raw_partition(source: str, day: dt.date, set_id: str) -> str:

@@ -76,7 +76,7 @@ def list_models(store: ArtifactStore) -> list[ModelSummary]:
     summaries = []
     for version in versions(store):
         try:
-            metrics = json.loads(store.get_bytes(keys.model_artifact(version, "metrics.json")))
+            metrics = json.loads(store.get_bytes(keys.model_artifact(version, keys.METRICS_FILE)))
         except (ArtifactNotFound, ValueError):  # a damaged file lists as "no metrics"
             metrics = None
         if not _is_metrics(metrics):

@@ -96,7 +96,7 @@ def train_model(dataset: Dataset, settings: Settings, store: ArtifactStore) -> T
     store.put_bytes(keys.model_artifact(version, "model.skops"), model.to_bytes())
     store.put_bytes(keys.model_artifact(version, keys.SERVING_FILE), serving)
     store.put_bytes(
-        keys.model_artifact(version, "metrics.json"),
+        keys.model_artifact(version, keys.METRICS_FILE),
         json.dumps(metrics, indent=1, default=str).encode(),
         "application/json",
     )

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import json
 
-from pydantic import BaseModel, ConfigDict, ValidationError
-
-from pokewatch import keys, registry
+from pokewatch import registry
 from pokewatch.backtest import BacktestMetrics
+from pokewatch.model_metrics import (
+    metrics_key,
+    parse_model_metrics,
+    read_model_metrics,
+)
 from pokewatch.quality_gate import GateDecision, evaluate_gate
 from pokewatch.settings import Settings
 from pokewatch.steps import GateResult, TrainedModel, ValidatedModel
 from pokewatch.store import ArtifactNotFound, ArtifactStore, Tagged, WriteConflict
-from pokewatch.validation import problems
 
 #: Reads of metrics.json when another validation of the same run writes it meanwhile: the
 #: second read finds that verdict.
@@ -21,22 +23,6 @@ _ATTEMPTS = 2
 
 class NotThisRunsModel(RuntimeError):
     """The event names a model version that its run did not train (another run's, or none)."""
-
-
-class _RunRef(BaseModel):
-    run_id: str
-
-
-class _Metrics(BaseModel):
-    """What validate reads of a metrics.json (train writes it; the gate's verdict is added)."""
-
-    model_config = ConfigDict(extra="allow")
-
-    version: str
-    run: _RunRef
-    backtest: BacktestMetrics
-    card_coverage: float
-    gate: GateDecision | None = None
 
 
 def validate_model(
@@ -48,13 +34,13 @@ def validate_model(
     A verdict, once written, stands: a re-run of the step (a retry, a redriven execution) answers
     the recorded one, and the write is conditional on the file read, so two validations at once
     write one verdict. A version that another run trained is refused, its verdict untouched."""
-    metrics_key = keys.model_artifact(candidate.version, "metrics.json")
+    key = metrics_key(candidate.version)
     for _ in range(_ATTEMPTS):
-        found = _read(store, metrics_key, candidate)
-        metrics = _parse(found, metrics_key)
+        found = _read(store, key, candidate)
+        metrics = parse_model_metrics(found, key)
         if (metrics.version, metrics.run.run_id) != (candidate.version, candidate.run.run_id):
             raise NotThisRunsModel(
-                f"{metrics_key} is the model of run {metrics.run.run_id}, not of this run "
+                f"{key} is the model of run {metrics.run.run_id}, not of this run "
                 f"({candidate.run.run_id}); validate judges only the model its own run trained"
             )
         if metrics.gate is not None:
@@ -64,11 +50,11 @@ def validate_model(
         )
         judged = {**json.loads(found.data), "gate": decision.model_dump(mode="json")}
         try:
-            store.put_if_unchanged(metrics_key, json.dumps(judged, indent=1).encode(), found.tag)
+            store.put_if_unchanged(key, json.dumps(judged, indent=1).encode(), found.tag)
         except WriteConflict:
             continue
         return _answer(candidate, decision)
-    raise RuntimeError(f"{metrics_key} kept changing while this validation ran; run it again")
+    raise RuntimeError(f"{key} kept changing while this validation ran; run it again")
 
 
 def _read(store: ArtifactStore, key: str, candidate: TrainedModel) -> Tagged:
@@ -81,15 +67,6 @@ def _read(store: ArtifactStore, key: str, candidate: TrainedModel) -> Tagged:
         ) from None
 
 
-def _parse(found: Tagged, key: str) -> _Metrics:
-    try:
-        return _Metrics.model_validate_json(found.data)
-    except ValidationError as exc:
-        raise ValueError(
-            f"{key} is not a model's metrics ({problems(exc, whole='file')})"
-        ) from None
-
-
 def _answer(candidate: TrainedModel, decision: GateDecision) -> ValidatedModel:
     summary = "; ".join(decision.reasons) if decision.reasons else "all checks passed"
     return ValidatedModel(
@@ -99,13 +76,12 @@ def _answer(candidate: TrainedModel, decision: GateDecision) -> ValidatedModel:
 
 
 def _champion_backtest(store: ArtifactStore) -> BacktestMetrics | None:
+    """The backtest of the model in service; None when there is none or it has no metrics.json.
+    A damaged one fails the step naming the file: judging without it would skip the check."""
     in_service = registry.current(store)
     if in_service is None:
         return None
     try:
-        metrics = json.loads(
-            store.get_bytes(keys.model_artifact(in_service.version, "metrics.json"))
-        )
+        return read_model_metrics(store, in_service.version).backtest
     except ArtifactNotFound:
         return None
-    return BacktestMetrics.model_validate(metrics["backtest"])
