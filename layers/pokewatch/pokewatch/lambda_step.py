@@ -1,4 +1,5 @@
-"""One wrapper for every pipeline Lambda: logging, tracing, input validation, store and settings.
+"""One wrapper for every pipeline Lambda: logging, tracing, input validation, store and settings,
+and the invocation's time limit (`pokewatch.invocation`).
 
 A step is a function `(request, settings, store) -> answer` over pydantic models; the wrapper
 turns it into a Lambda handler, so `functions/<step>/app.py` is one line of wiring.
@@ -13,6 +14,7 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel
 
+from pokewatch.invocation import time_limit
 from pokewatch.observability import make_tracer
 from pokewatch.settings import Settings, get_settings
 from pokewatch.store import ArtifactStore, open_store
@@ -34,7 +36,8 @@ def step_handler[RequestT: BaseModel](
     def handler(event: dict[str, Any], context: LambdaContext) -> Any:
         request = request_model.model_validate(event)
         settings = get_settings()
-        answer = step(request, settings, open_store(settings.store))
+        with time_limit(context.get_remaining_time_in_millis() / 1000):
+            answer = step(request, settings, open_store(settings.store))
         logger.info(f"{name} done", extra={"answer": answer.model_dump(mode="json")})
         return answer.model_dump(mode="json")
 

@@ -46,7 +46,14 @@ class Settings(BaseModel):
     sample_history_days: int = Field(default=400, ge=1, le=MAX_BACKFILL_DAYS)
     pokemontcg_api_key_parameter: str | None = None
     pricetracker_api_key_parameter: str | None = None
+    #: Longest wait for one read of an API source's connection (connect, headers, each piece
+    #: of a body).
     http_timeout_seconds: float = 10.0
+    #: Longest time one HTTP request may take in all, its body read to the end: a server that
+    #: trickles a byte every few seconds never trips the read timeout. A failure is retried as
+    #: a timeout. Generous for a large page of a slow API, yet four attempts fit in the collect
+    #: function's 300 s (and the client stops before the function's end anyway).
+    http_deadline_seconds: float = Field(default=60.0, gt=0)
     http_max_attempts: int = Field(default=5, ge=1)
     #: Backoff of the API sources: full jitter under `base * 2**attempt`, capped. A longer
     #: `Retry-After` ends the attempts at once, so that the state machine's retry waits instead.

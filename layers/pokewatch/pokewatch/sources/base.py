@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from typing import Any, Protocol
 
 import numpy as np
@@ -35,6 +36,17 @@ class SourceError(RuntimeError):
 
 class TransientSourceError(SourceError):
     """A failure that a retry may cure (timeouts, 429, 5xx): the state machine retries it."""
+
+
+@contextmanager
+def naming(where: str) -> Iterator[None]:
+    """Within the block, a SourceError's message starts with `where` (`pokemontcg set sv1`),
+    its class kept (a transient one is still retried): the HTTP client names the URL, whose
+    query, not shown, holds the set."""
+    try:
+        yield
+    except SourceError as e:
+        raise type(e)(f"{where}: {e}") from e
 
 
 class PriceSource(Protocol):

@@ -1,5 +1,11 @@
 """The one HTTP client of the API price sources: timeouts, retries with backoff, typed JSON.
 
+Each request has a deadline (`deadline_seconds`) for all of it, its body read to the end: the
+timeout of `requests` bounds each read only, so a server that trickles a byte every few seconds
+held a collect function until its own timeout. A request past its deadline is a timeout.
+Retries stop before the Lambda invocation's end (`pokewatch.invocation`), with a
+`TransientSourceError` that names the last problem, rather than as the function's timeout.
+
 Retried: connection errors, timeouts, bodies cut short and the statuses of `RETRYABLE_STATUSES`
 (408, 425, 429, 500, 502, 503, 504; not every 5xx: 501 or 505 will not change), with
 exponential backoff and full jitter (a random wait between 0 and `base * 2**attempt`, capped),
@@ -26,8 +32,10 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import requests
+import urllib3
 from pydantic import BaseModel, ValidationError
 
+from pokewatch.invocation import seconds_left
 from pokewatch.settings import Settings
 from pokewatch.sources.base import SourceError, TransientSourceError
 
@@ -37,13 +45,18 @@ logger = logging.getLogger(__name__)
 RETRYABLE_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
 #: Failures of the transport a later attempt may not meet: no connection, a timeout, and a body
 #: cut short (the connection dropped mid-body, a compressed body that ends early), which
-#: requests raises while reading it, as neither a ConnectionError nor a Timeout.
+#: requests raises while reading it, as neither a ConnectionError nor a Timeout. The body is read
+#: from urllib3 (`_read_body`), whose errors (a read timeout, a body cut short, a bad gzip
+#: stream) reach the client unwrapped by requests.
 TRANSIENT_TRANSPORT_ERRORS = (
     requests.ConnectionError,
     requests.Timeout,
     requests.exceptions.ChunkedEncodingError,
     requests.exceptions.ContentDecodingError,
+    urllib3.exceptions.HTTPError,
 )
+#: Bytes asked for by one read of a body; a read returns what has arrived, up to this many.
+READ_SIZE = 64 * 1024
 USER_AGENT = "pokewatch/0.1 (+https://github.com/pokewatch)"
 REDACTED = "***"
 
@@ -55,7 +68,9 @@ class HttpClient:
 
     `headers` is called on the first request, so that a key is read from SSM or Secrets
     Manager only when the source is used; `secrets` lists the values to redact from messages.
-    `sleep` and `jitter` (a uniform draw in [0, 1)) are injectable for tests.
+    `timeout_seconds` bounds each read, `deadline_seconds` each request as a whole.
+    `sleep`, `jitter` (a uniform draw in [0, 1)) and `time_left` (the seconds the invocation
+    has left, None: no limit) are injectable for tests.
     """
 
     def __init__(
@@ -65,12 +80,14 @@ class HttpClient:
         headers: Callable[[], Mapping[str, str]] = dict,
         secrets: Callable[[], list[str]] = list,
         timeout_seconds: float = 10.0,
+        deadline_seconds: float = 60.0,
         max_attempts: int = 5,
         backoff_seconds: float = 1.0,
         backoff_max_seconds: float = 30.0,
         session: requests.Session | None = None,
         sleep: Callable[[float], None] = time.sleep,
         jitter: Callable[[], float] = random.random,
+        time_left: Callable[[], float | None] = seconds_left,
     ) -> None:
         if max_attempts < 1:
             raise ValueError("max_attempts must be at least 1")
@@ -78,12 +95,14 @@ class HttpClient:
         self._headers = headers
         self._secrets = secrets
         self.timeout_seconds = timeout_seconds
+        self.deadline_seconds = deadline_seconds
         self.max_attempts = max_attempts
         self.backoff_seconds = backoff_seconds
         self.backoff_max_seconds = backoff_max_seconds
         self._session = session or KeyKeepingSession(headers)
         self._sleep = sleep
         self._jitter = jitter
+        self._time_left = time_left
 
     @classmethod
     def from_settings(
@@ -100,6 +119,7 @@ class HttpClient:
             headers=headers,
             secrets=secrets,
             timeout_seconds=settings.http_timeout_seconds,
+            deadline_seconds=settings.http_deadline_seconds,
             max_attempts=settings.http_max_attempts,
             backoff_seconds=settings.http_backoff_seconds,
             backoff_max_seconds=settings.http_backoff_max_seconds,
@@ -122,11 +142,13 @@ class HttpClient:
     def get_json(self, url: str, params: Params | None = None) -> Any:
         """GET an absolute URL and decode its JSON body, retrying what a retry may cure."""
         headers = {"Accept": "application/json", "User-Agent": USER_AGENT, **self._headers()}
+        problem = "no attempt"
         for attempt in range(1, self.max_attempts + 1):
+            budget = self._budget()
+            if budget <= 0:
+                raise self._out_of_time(url, problem, attempt - 1)
             try:
-                response = self._session.get(
-                    url, params=params, headers=headers, timeout=self.timeout_seconds
-                )
+                response = self._get(url, params, headers, budget)
             except TRANSIENT_TRANSPORT_ERRORS as e:
                 # ConnectTimeout is both; either way the server may answer next time.
                 problem = f"{type(e).__name__}: {self._redact(str(e))}"
@@ -156,6 +178,10 @@ class HttpClient:
                     f"GET {url}: {problem}, the server asks to retry after {retry_after:.0f}s"
                 )
             delay = self._delay(attempt, retry_after)
+            left = self._time_left()
+            if left is not None and delay >= left:
+                # No attempt would start after the wait: fail now, while the function can.
+                raise self._out_of_time(url, problem, attempt)
             logger.warning(
                 "GET %s: %s (attempt %d of %d), retrying in %.1fs",
                 url,
@@ -166,6 +192,57 @@ class HttpClient:
             )
             self._sleep(delay)
         raise AssertionError("unreachable: the loop returns or raises")
+
+    def _budget(self) -> float:
+        """Seconds the next attempt may take: its deadline, or less when the invocation ends
+        sooner."""
+        left = self._time_left()
+        return self.deadline_seconds if left is None else min(self.deadline_seconds, left)
+
+    def _out_of_time(self, url: str, problem: str, attempts: int) -> TransientSourceError:
+        return TransientSourceError(
+            f"GET {url}: {problem}, stopped after {attempts} of {self.max_attempts} attempts: "
+            "the function's time is nearly up"
+        )
+
+    def _get(
+        self, url: str, params: Params | None, headers: Mapping[str, str], budget: float
+    ) -> requests.Response:
+        """The response to one GET, its body read, all within `budget` seconds."""
+        deadline = time.monotonic() + budget
+        wait = min(self.timeout_seconds, budget)
+        response = self._session.get(url, params=params, headers=headers, timeout=wait, stream=True)
+        try:
+            body = self._read_body(response, deadline, budget)
+        except BaseException:
+            response.close()  # the connection is left mid-body: it cannot serve another request
+            raise
+        # What requests keeps a body it read itself in: `.json()` and `.text` decode it as usual.
+        response._content = body
+        return response
+
+    def _read_body(self, response: requests.Response, deadline: float, budget: float) -> bytes:
+        """The whole (decompressed) body, read as it arrives, the clock checked between reads
+        and no read waiting past `deadline`; a requests.Timeout once it is reached."""
+        chunks: list[bytes] = []
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise _past_deadline(budget, chunks)
+            # The socket's timeout was set per read when the request started: shorten it.
+            wait = min(self.timeout_seconds, left)
+            sock = getattr(response.raw.connection, "sock", None)
+            if sock is not None:
+                sock.settimeout(wait)
+            try:
+                chunk = response.raw.read1(READ_SIZE, decode_content=True)
+            except urllib3.exceptions.ReadTimeoutError:
+                if wait < self.timeout_seconds:  # the deadline cut this read short
+                    raise _past_deadline(budget, chunks) from None
+                raise
+            if not chunk:
+                return b"".join(chunks)
+            chunks.append(chunk)
 
     def _delay(self, attempt: int, retry_after: float | None) -> float:
         """The server's wish when it has one, else full jitter over an exponential ceiling."""
@@ -192,6 +269,13 @@ class HttpClient:
             if secret:
                 text = text.replace(secret, REDACTED)
         return text
+
+
+def _past_deadline(budget: float, chunks: list[bytes]) -> requests.ReadTimeout:
+    return requests.ReadTimeout(
+        f"the response was not whole within its {budget:.1f}s deadline "
+        f"({sum(map(len, chunks))} bytes read)"
+    )
 
 
 class KeyKeepingSession(requests.Session):

@@ -23,7 +23,7 @@ import pandas as pd
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from pokewatch.settings import Settings
-from pokewatch.sources.base import check_list_length, observations_frame, valid_items
+from pokewatch.sources.base import check_list_length, naming, observations_frame, valid_items
 from pokewatch.sources.http import HttpClient
 from pokewatch.sources.secrets import ApiKey
 from pokewatch.sources.variants import card_print_id, variant_name
@@ -147,12 +147,14 @@ class PokemonTcgSource:
 
         `start` is not used: the API has no history, and the latest price it has is the
         observation of its own date."""
+        where = f"{self.name} set {set_id}"
         params = {"q": f"set.id:{set_id}", "select": CARD_FIELDS}
         cards = self._paged("cards", PokemonTcgCard, params)
         candidates = (
             row for card in cards for row in self._observations(card) if row["date"] <= end
         )
-        return observations_frame(candidates, where=f"{self.name} set {set_id}")
+        with naming(where):
+            return observations_frame(candidates, where=where)
 
     def _paged[M: BaseModel](
         self, path: str, model: type[M], params: dict[str, str]

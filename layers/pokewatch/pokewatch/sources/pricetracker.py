@@ -41,6 +41,7 @@ from pokewatch.settings import Settings
 from pokewatch.sources.base import (
     SourceError,
     check_list_length,
+    naming,
     observations_frame,
     valid_items,
 )
@@ -216,9 +217,11 @@ class PriceTrackerSource:
             days = min(MAX_HISTORY_DAYS, (today - start).days + 1)
             params |= {"includeHistory": "true", "days": days}
         limit = PAGE_LIMIT_WITH_HISTORY if with_history else PAGE_LIMIT
+        where = f"{self.name} set {set_id}"
         cards = self._paged("cards", PriceTrackerCard, params, limit)
         candidates = (row for card in cards for row in _observations(card, set_id, start, end))
-        return observations_frame(candidates, where=f"{self.name} set {set_id}")
+        with naming(where):
+            return observations_frame(candidates, where=where)
 
     def _paged[M: BaseModel](
         self, path: str, model: type[M], params: Mapping[str, str | int], limit: int
