@@ -165,6 +165,55 @@ def test_pages_without_a_total_count_are_walked_until_a_short_one(
 
 
 @responses.activate
+def test_a_card_on_two_pages_is_kept_once_as_first_seen(
+    source: PokemonTcgSource, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Pages overlap when the list shifts between two requests: sv1-81 ends page 1 and starts
+    # page 2, at a newer price. It was two rows of one print on one day.
+    first, second = fixture("cards_sv1_page1.json"), fixture("cards_sv1_page2.json")
+    again = json.loads(json.dumps(first["data"][1]))
+    again["tcgplayer"]["prices"]["holofoil"]["market"] = 2.5
+    second["data"] = [again, second["data"][0]]
+    responses.get(f"{BASE}/cards", json=first, match=[cards_query("sv1", 1)])
+    responses.get(f"{BASE}/cards", json=second, match=[cards_query("sv1", 2)])
+
+    rows = source.collect("sv1", dt.date(2024, 6, 1), dt.date(2024, 6, 1))
+
+    assert rows["card_id"].tolist() == [
+        "sv1-1_normal",
+        "sv1-1_reverse_holofoil",
+        "sv1-81_holofoil",
+        "sv1-198_1st_edition_holofoil",
+    ]
+    assert rows.set_index("card_id").loc["sv1-81_holofoil", "market_price"] == 2.31
+    assert "seen again on a later page, each kept once: 1 (first: 'sv1-81')" in caplog.text
+
+
+@responses.activate
+def test_an_unknown_price_key_is_a_print_of_its_own_with_a_warning(
+    source: PokemonTcgSource, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A key pokemontcg.io adds for a new kind of print: its prices are that print's, neither
+    # dropped nor filed under another print; the warning says TCGPLAYER_PRICE_KEYS lacks it.
+    page = fixture("cards_sv1_page1.json")
+    page["data"][0]["tcgplayer"]["prices"]["pokeballReverseHolofoil"] = {"market": 3.75}
+    responses.get(f"{BASE}/cards", json=page, match=[cards_query("sv1", 1)])
+    responses.get(
+        f"{BASE}/cards", json=fixture("cards_sv1_page2.json"), match=[cards_query("sv1", 2)]
+    )
+
+    rows = source.collect("sv1", dt.date(2024, 6, 1), dt.date(2024, 6, 1)).set_index("card_id")
+
+    print_ = rows.loc["sv1-1_pokeball_reverse_holofoil"]
+    assert (print_["variant"], print_["market_price"]) == ("pokeball_reverse_holofoil", 3.75)
+    assert rows.loc["sv1-1_reverse_holofoil", "market_price"] != 3.75
+    assert (
+        "pokemontcg set sv1: price keys not in TCGPLAYER_PRICE_KEYS, each kept as a print of "
+        "its own: pokeball_reverse_holofoil"
+    ) in caplog.text
+
+
+@responses.activate
 def test_it_cannot_backfill_a_range_that_ends_before_the_snapshot(
     source: PokemonTcgSource,
 ) -> None:

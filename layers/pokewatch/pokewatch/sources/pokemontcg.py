@@ -3,7 +3,13 @@
 `GET /cards?q=set.id:<set>` lists the cards of a set with `tcgplayer.prices.<variant>`
 (`low`, `mid`, `high`, `market`, `directLow`) and the day TCGplayer last updated them. Each
 variant with a market price becomes one observation of the card print `<card id>_<variant>`,
-dated by `tcgplayer.updatedAt`.
+dated by `tcgplayer.updatedAt`. A price key not in `TCGPLAYER_PRICE_KEYS` is kept as a print of
+its own (`sv1-1_weird`), with a warning: pokemontcg.io adds a key when TCGplayer prices a new
+kind of print, and dropping it would lose that print's prices, filing them under another print
+would mix two prices in one history.
+
+Pages are fetched one after the other and may overlap (a card moved onto the next page while
+the list was read): a card seen twice is kept once, as first seen.
 
 The API only knows today's prices: it cannot backfill. `collect(set, start, end)` returns the
 current snapshot when it is dated on or before `end` (an older `updatedAt` is kept: it is the
@@ -16,6 +22,7 @@ The key (header `X-Api-Key`) is optional for pokemontcg.io, which then allows fe
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from collections.abc import Iterable, Iterator
 from typing import Annotated, Any
 
@@ -26,7 +33,9 @@ from pokewatch.settings import Settings
 from pokewatch.sources.base import check_list_length, naming, observations_frame, valid_items
 from pokewatch.sources.http import HttpClient
 from pokewatch.sources.secrets import ApiKey
-from pokewatch.sources.variants import card_print_id, variant_name
+from pokewatch.sources.variants import KNOWN_VARIANTS, card_print_id, variant_name
+
+logger = logging.getLogger(__name__)
 
 PAGE_SIZE = 250  # the largest page pokemontcg.io serves
 #: Only the card fields the source reads (smaller, faster responses).
@@ -66,19 +75,23 @@ class TcgPlayer(_ApiModel):
     prices: dict[str, TcgPlayerPrice | None] = Field(default_factory=dict)
 
 
-class PokemonTcgSet(_ApiModel):
-    """A set, as embedded in a card and as listed by `/sets`."""
+class _Identified(_ApiModel):
+    """An item of a list, known by its id."""
 
     id: str
+
+
+class PokemonTcgSet(_Identified):
+    """A set, as embedded in a card and as listed by `/sets`."""
+
     name: str = ""
     series: str = ""
     release_date: SlashDate | None = Field(default=None, alias="releaseDate")
 
 
-class PokemonTcgCard(_ApiModel):
+class PokemonTcgCard(_Identified):
     """A card of `/cards`; `tcgplayer` is missing for cards TCGplayer does not sell."""
 
-    id: str
     name: str = ""
     number: str = ""
     rarity: str = ""
@@ -154,13 +167,22 @@ class PokemonTcgSource:
             row for card in cards for row in self._observations(card) if row["date"] <= end
         )
         with naming(where):
-            return observations_frame(candidates, where=where)
+            frame = observations_frame(candidates, where=where)
+        unknown = sorted(set(frame["variant"]) - set(KNOWN_VARIANTS))
+        if unknown:
+            logger.warning(
+                "%s: price keys not in TCGPLAYER_PRICE_KEYS, each kept as a print of its own: %s",
+                where,
+                ", ".join(unknown),
+            )
+        return frame
 
-    def _paged[M: BaseModel](
+    def _paged[M: _Identified](
         self, path: str, model: type[M], params: dict[str, str]
     ) -> Iterator[M]:
-        """Every valid item of a paged list, page after page (see `valid_items`)."""
-        return valid_items(self._items(path, params), model, f"GET {self.client.base_url}/{path}")
+        """Every valid item of a paged list, page after page (see `valid_items`), each once."""
+        where = f"GET {self.client.base_url}/{path}"
+        return _each_once(valid_items(self._items(path, params), model, where), where)
 
     def _items(self, path: str, params: dict[str, str]) -> Iterator[Any]:
         """Every item of a paged list, as the API wrote it."""
@@ -200,3 +222,23 @@ class PokemonTcgSource:
                 "low_price": price.low,
                 "high_price": price.high,
             }
+
+
+def _each_once[M: _Identified](items: Iterable[M], where: str) -> Iterator[M]:
+    """The items as first seen, each id once (a repeated card would be its price twice); the
+    repeats are counted in one warning naming `where`."""
+    seen: set[str] = set()
+    repeated: list[str] = []
+    for item in items:
+        if item.id in seen:
+            repeated.append(item.id)
+            continue
+        seen.add(item.id)
+        yield item
+    if repeated:
+        logger.warning(
+            "%s: items seen again on a later page, each kept once: %d (first: %r)",
+            where,
+            len(repeated),
+            repeated[0],
+        )

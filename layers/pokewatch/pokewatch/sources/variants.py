@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import re
 
-#: The `tcgplayer.prices` keys of pokemontcg.io.
+#: The `tcgplayer.prices` keys of pokemontcg.io that PokeWatch knows (the variant a CSV card id
+#: ends with is recognised among these); the pokemontcg source keeps another key as a print of
+#: its own, with a warning.
 TCGPLAYER_PRICE_KEYS: tuple[str, ...] = (
     "normal",
     "holofoil",
