@@ -215,6 +215,23 @@ def test_listing_rejects_bad_parameters(
         assert body["details"][0]["field"].startswith("query.")
 
 
+@pytest.mark.parametrize(
+    "limit", ["1_0", " 10", "10 ", "10\n", "+10", "-0", "10.0", "１０", "0" * 20 + "1", "", "0x10"]
+)
+def test_a_limit_is_plain_decimal_digits(api: ModuleType, limit: str) -> None:
+    # pydantic parses text as int() does: `1_0`, ` 10`, `+10`, `10.0` and any number of leading
+    # zeros were read as a limit of 10 (or 1), a typo answered as some other page size.
+    status, body = invoke(api, "GET", "/cards", query={"limit": limit})
+    assert_error(status, body, 422, "invalid_request")
+    assert body["details"] == [
+        {
+            "field": "query.limit",
+            "problem": "must be a whole number of at most 9 digits 0-9, e.g. 50",
+        }
+    ]
+    assert invoke(api, "GET", "/cards", query={"limit": "010"})[1]["items"][9]
+
+
 def _cursor_of(text: str) -> str:
     return base64.urlsafe_b64encode(text.encode()).decode()
 
@@ -315,10 +332,13 @@ def test_predict_at_a_date_uses_the_latest_row_on_or_before_it(api: ModuleType) 
     assert answer["date"] == LAST_DAY.isoformat()
 
 
-@pytest.mark.parametrize("date", ["20240101", 1704067200, "2024-01-01T00:00:00"])
+@pytest.mark.parametrize(
+    "date", ["20240101", 1704067200, "2024-01-01T00:00:00", "２０２４-０１-０１", "٢٠٢٤-٠١-٠١"]
+)
 def test_a_date_is_a_day_written_yyyy_mm_dd(api: ModuleType, date: object) -> None:
     # pydantic reads numbers and digit strings as seconds since 1970: "20240101" was refused as
-    # a time of day on 1970-08-23, and 1704067200 answered as 2024-01-01.
+    # a time of day on 1970-08-23, and 1704067200 answered as 2024-01-01. Digits of other
+    # scripts passed the YYYY-MM-DD check and were refused as "invalid character in year".
     status, body = invoke(api, "POST", "/predict", body={"card_id": CARD, "date": date})
     assert_error(status, body, 422, "invalid_request")
     assert "YYYY-MM-DD" in body["details"][0]["problem"], body
@@ -515,6 +535,15 @@ def test_openapi_document_is_valid_and_lists_every_route_with_its_errors(api: Mo
     assert error_ref["schema"]["$ref"].endswith("/ErrorBody")
     assert "apiKey" in spec["components"]["securitySchemes"]
     assert "security" not in operations["GET", "/health"]
+    # In JSON Schema's words: `ge` and `le` are no keywords of it, and a client ignores them.
+    limit = next(p for p in operations["GET", "/cards"]["parameters"] if p["name"] == "limit")
+    assert {k: limit["schema"].get(k) for k in ("type", "minimum", "maximum", "ge", "le")} == {
+        "type": "integer",
+        "minimum": 1,
+        "maximum": 500,
+        "ge": None,
+        "le": None,
+    }
 
 
 #: Requests that give every answer each route can give: (method, path, invoke's arguments).

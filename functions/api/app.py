@@ -51,6 +51,7 @@ loader.preload(then=_resume_gc if _PAUSE_GC else None)
 import time
 from typing import Annotated
 
+from annotated_types import Ge, Le
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.openapi.exceptions import (
     RequestUnsupportedContentType,
@@ -71,6 +72,7 @@ from pokewatch.api_errors import (
     request_problems,
 )
 from pokewatch.api_schemas import (
+    DIGITS_ONLY,
     BatchRequest,
     BatchResponse,
     BodyTooLarge,
@@ -206,7 +208,7 @@ def health() -> Response[Health]:
     responses=route_responses("a page of cards", 400, 422, 503),
 )
 def list_cards(
-    limit: Annotated[int, Query(ge=1, le=500, description="cards per page")] = 50,
+    limit: Annotated[int, Ge(1), Le(500), DIGITS_ONLY, Query(description="cards per page")] = 50,
     cursor: Annotated[
         str | None, Query(max_length=200, description="`next_cursor` of the previous page")
     ] = None,

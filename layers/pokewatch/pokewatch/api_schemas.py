@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     WithJsonSchema,
@@ -36,7 +37,27 @@ from pokewatch.signals import Signal
 MAX_BATCH_ITEMS = 100
 #: The largest request body accepted: a full batch of 100 items is about 10 KB.
 MAX_BODY_CHARS = 64 * 1024
-_ISO_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
+# ASCII digits: `\d` also matches other scripts' digits (`２０２４`), which no date parser reads.
+_ISO_DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+#: The most digits a whole number in a query string may have: more is no count this API takes.
+MAX_QUERY_DIGITS = 9
+_DIGITS = re.compile(rf"[0-9]{{1,{MAX_QUERY_DIGITS}}}")
+
+
+def _plain_digits(value: object) -> object:
+    # pydantic reads text as Python's int() does: `1_0`, ` 10`, `+10`, `10.0` and thousands of
+    # leading zeros are all numbers to it, so a typo is answered as some other request.
+    if isinstance(value, str) and not _DIGITS.fullmatch(value):
+        raise ValueError(
+            f"must be a whole number of at most {MAX_QUERY_DIGITS} digits 0-9, e.g. 50"
+        )
+    return value
+
+
+#: The validator of a whole number in a query string: decimal digits only. Annotate
+#: `Annotated[int, Ge(1), Le(500), DIGITS_ONLY, Query()]`, the bounds before it: after it,
+#: Powertools documents them as `ge` and `le`, no JSON Schema keywords (`minimum`, `maximum`).
+DIGITS_ONLY = BeforeValidator(_plain_digits)
 
 
 class BodyTooLarge(ValueError):
