@@ -302,6 +302,19 @@ def test_card_detail_of_unknown_or_invalid_ids_is_4xx(
     assert_error(*invoke(api, "GET", f"/cards/{card_id}"), status)
 
 
+@pytest.mark.parametrize("card_id", ["\ufffd", "%FF", 'a"b', "a\\b", "a`b", "sv1-1\x00", "a/b"])
+def test_any_invalid_card_id_in_the_path_is_the_422_naming_it(
+    api: ModuleType, card_id: str
+) -> None:
+    # Powertools' route pattern takes only word characters and some of URL syntax: `/cards/%FF`
+    # (decoded to U+FFFD) or a `"` in the id found no route (404 no_route), where `/cards/a;b`
+    # was a 422 naming path.card_id.
+    status, body = invoke(api, "GET", f"/cards/{card_id}")
+    assert_error(status, body, 422, "invalid_request")
+    assert body["details"] == invoke(api, "GET", "/cards/a;b")[1]["details"]
+    assert [d["field"] for d in body["details"]] == ["path.card_id"]
+
+
 # --- predict -------------------------------------------------------------------------------------
 def test_predict_answers_at_the_latest_price_by_default(api: ModuleType) -> None:
     status, answer = invoke(api, "POST", "/predict", body={"card_id": CARD})
@@ -556,6 +569,7 @@ CONTRACT_REQUESTS: list[tuple[str, str, dict[str, Any]]] = [
     ("GET", f"/cards/{CARD}", {}),
     ("GET", "/cards/nope-1_holofoil", {}),
     ("GET", "/cards/%2E%2E", {}),
+    ("GET", "/cards/\ufffd", {}),
     ("POST", "/predict", {"body": {"card_id": CARD}}),
     ("POST", "/predict", {"body": {"card_id": CARD, "date": "2025-06-01", "market_price": 2.5}}),
     ("POST", "/predict", {"body": {"card_id": "nope-1_holofoil"}}),

@@ -199,10 +199,12 @@ def test_hostile_paths_are_4xx(client: Client, path: str) -> None:
     assert isinstance(answer.body, dict)
 
 
-def test_a_percent_encoded_path_is_read_as_utf8(client: Client) -> None:
+@pytest.mark.parametrize("card_id", ["%E3%83%94%E3%82%AB", "%FF", "%22", "%5C"])
+def test_a_percent_encoded_path_is_read_as_utf8(client: Client, card_id: str) -> None:
     # WSGI hands the path over as latin-1; API Gateway's event has it decoded as UTF-8, so a
     # card id in another script is a card id the API refuses by name, not mojibake with no route.
-    answer = client.request("GET", "/cards/%E3%83%94%E3%82%AB")
+    # Bytes that are not UTF-8 (`%FF`) or a quote are refused by name too, not 404 no_route.
+    answer = client.request("GET", f"/cards/{card_id}")
     assert_error(answer, 422, "invalid_request")
     assert answer.body["details"][0]["field"] == "path.card_id"
 

@@ -66,6 +66,7 @@ from pokewatch import api_docs, prediction
 from pokewatch.api_docs import KEYED, error_responses, route_responses
 from pokewatch.api_errors import (
     NOT_JSON,
+    card_id_problems,
     checked_content_type,
     error_response,
     invalid_request,
@@ -160,6 +161,13 @@ def _internal_error(exc: Exception) -> Response:
 @app.not_found
 def _no_route(_: Exception) -> Response:
     event = app.current_event
+    # API Gateway routed the request to /cards/{card_id}, but Powertools' route pattern takes
+    # only word characters and some of URL syntax: a card id with another character (`%FF`,
+    # `"`) found no route, where every other invalid id is a 422 naming it.
+    card_id = (event.path_parameters or {}).get("card_id")
+    problems = card_id_problems(card_id) if card_id is not None else []
+    if problems:
+        return invalid_request(problems)
     return error_response(404, "no_route", f"no route {event.http_method} {event.path}")
 
 

@@ -3,12 +3,15 @@ bad request into one before Powertools routes it."""
 
 from __future__ import annotations
 
+import functools
 import logging
 from typing import Any
 
 from aws_lambda_powertools.event_handler import Response
+from pydantic import TypeAdapter, ValidationError
 
 from pokewatch.api_schemas import ErrorBody, ErrorDetail
+from pokewatch.card_ids import CardId
 from pokewatch.validation import error_message
 
 logger = logging.getLogger(__name__)
@@ -57,6 +60,21 @@ def request_problems(errors: list[dict[str, Any]]) -> list[ErrorDetail]:
     """Powertools' request validation errors as fields and problems: `query.limit`,
     `market_price`, `items`, or `body` for the body as a whole."""
     return [ErrorDetail(field=_field_name(e), problem=_problem(e)) for e in errors]
+
+
+def card_id_problems(card_id: str) -> list[ErrorDetail]:
+    """What is wrong with `card_id` as the path parameter of `/cards/{card_id}`, as the route's
+    own validation would name it (`path.card_id`); empty if it is a valid card id."""
+    try:
+        _card_id_adapter().validate_python(card_id)
+    except ValidationError as exc:
+        return request_problems([{**e, "loc": ("path", "card_id")} for e in exc.errors()])
+    return []
+
+
+@functools.cache
+def _card_id_adapter() -> TypeAdapter[str]:
+    return TypeAdapter(CardId)
 
 
 def _field_name(error: dict[str, Any]) -> str:
