@@ -232,6 +232,51 @@ def test_a_limit_is_plain_decimal_digits(api: ModuleType, limit: str) -> None:
     assert invoke(api, "GET", "/cards", query={"limit": "010"})[1]["items"][9]
 
 
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("GET", "/health", None),
+        ("GET", "/cards", None),
+        ("GET", f"/cards/{CARD}", None),
+        ("POST", "/predict", {"card_id": CARD}),
+        ("POST", "/predict/batch", {"items": [{"card_id": CARD}]}),
+        ("GET", "/openapi.json", None),
+        ("GET", "/swagger", None),
+    ],
+)
+def test_an_unknown_query_parameter_is_a_422_naming_it(
+    api: ModuleType, method: str, path: str, body: Any
+) -> None:
+    # It was ignored: `/cards?st=sv1` (a typo of `set`) listed every card.
+    status, answer = invoke(api, method, path, body=body, query={"st": "sv1"})
+    assert_error(status, answer, 422, "invalid_request")
+    assert [d["field"] for d in answer["details"]] == ["query.st"]
+    assert answer["details"][0]["problem"].startswith("unknown query parameter; this route takes")
+
+
+def test_the_parameters_a_route_takes_are_named_with_an_unknown_one(api: ModuleType) -> None:
+    status, body = invoke(api, "GET", "/cards", query={"st": "sv1", "limit": "ten"})
+    assert_error(status, body, 422, "invalid_request")
+    assert [d["field"] for d in body["details"]] == ["query.st", "query.limit"]
+    assert body["details"][0]["problem"].endswith("takes limit, cursor, set, q")
+    # The parameters routes do take are still answered.
+    assert invoke(api, "GET", "/cards", query={"limit": "2", "set": "sv1", "q": "a"})[0] == 200
+    assert invoke(api, "GET", "/swagger", query={"format": "json"})[0] == 200
+    # A route that does not exist is still no route, whatever its query.
+    assert_error(*invoke(api, "GET", "/nope", query={"st": "sv1"}), 404, "no_route")
+
+
+def test_a_repeated_query_parameter_is_a_422_naming_it(api: ModuleType) -> None:
+    # `?set=sv1&set=sv2` was validated as a list ("Input should be a valid string"), and with
+    # single values only Powertools joins them with commas.
+    event = api_event("GET", "/cards", query={"set": "sv2", "limit": "3"})
+    event["multiValueQueryStringParameters"] = {"set": ["sv1", "sv2"], "limit": ["3"]}
+    response = api.lambda_handler(event, LambdaContext())
+    body = json.loads(response["body"])
+    assert_error(response["statusCode"], body, 422, "invalid_request")
+    assert body["details"] == [{"field": "query.set", "problem": "given 2 times; give it once"}]
+
+
 def _cursor_of(text: str) -> str:
     return base64.urlsafe_b64encode(text.encode()).decode()
 
@@ -528,15 +573,15 @@ def test_openapi_document_is_valid_and_lists_every_route_with_its_errors(api: Mo
         for method, operation in item.items()
     }
     expected = {
-        ("GET", "/health"): {"200", "500", "503"},
+        ("GET", "/health"): {"200", "422", "500", "503"},
         ("GET", "/cards"): {"200", "400", "422", "500", "503"},
         ("GET", "/cards/{card_id}"): {"200", "404", "422", "500", "503"},
         ("POST", "/predict"): {"200", "400", "404", "413", "415", "422", "500", "503"},
         ("POST", "/predict/batch"): {"200", "400", "413", "415", "422", "500", "503"},
     }
     assert set(operations) == set(expected)
-    # Exactly those: Powertools added a 422 of its own shape to every route, /health's too,
-    # which takes no input and never answers it.
+    # Exactly those, each 422 an ErrorBody: Powertools added a 422 of its own shape to every
+    # route (/health answers one only to a query parameter, which it takes none of).
     for key, statuses in expected.items():
         assert statuses == set(operations[key]["responses"]), key
     schemas = spec["components"]["schemas"]
@@ -562,10 +607,12 @@ def test_openapi_document_is_valid_and_lists_every_route_with_its_errors(api: Mo
 #: Requests that give every answer each route can give: (method, path, invoke's arguments).
 CONTRACT_REQUESTS: list[tuple[str, str, dict[str, Any]]] = [
     ("GET", "/health", {}),
+    ("GET", "/health", {"query": {"st": "x"}}),
     ("GET", "/cards", {}),
     ("GET", "/cards", {"query": {"limit": "2", "set": "sv1", "q": "a"}}),
     ("GET", "/cards", {"query": {"limit": "0"}}),
     ("GET", "/cards", {"query": {"cursor": "zzz"}}),
+    ("GET", "/cards", {"query": {"st": "sv1"}}),
     ("GET", f"/cards/{CARD}", {}),
     ("GET", "/cards/nope-1_holofoil", {}),
     ("GET", "/cards/%2E%2E", {}),

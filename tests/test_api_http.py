@@ -151,6 +151,11 @@ def test_error_statuses_over_http(client: Client) -> None:
     assert_error(client.post("/predict", {"card_id": "nope-1_holofoil"}), 404, "not_found")
     assert_error(client.request("GET", "/cards?limit=0"), 422, "invalid_request")
     assert_error(client.request("GET", "/cards?cursor=zzz"), 400, "invalid_cursor")
+    for query, field in [("st=sv1", "query.st"), ("set=sv1&set=sv2", "query.set")]:
+        answer = client.request("GET", f"/cards?{query}")
+        assert_error(answer, 422, "invalid_request")
+        assert [d["field"] for d in answer.body["details"]] == [field]
+    assert_error(client.request("GET", "/cards?limit=1_0"), 422, "invalid_request")
     items = [{"card_id": CARD}] * 101
     assert_error(client.post("/predict/batch", {"items": items}), 422, "invalid_request")
     assert_error(client.post("/predict/batch", {"items": [{"card_id": CARD}] * 3000}), 413)

@@ -49,10 +49,11 @@ loader = ModelLoader(lambda: open_store(settings.store), settings.model_ttl_seco
 loader.preload(then=_resume_gc if _PAUSE_GC else None)
 
 import time
-from typing import Annotated
+from typing import Annotated, Any, Literal
 
 from annotated_types import Ge, Le
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
+from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
 from aws_lambda_powertools.event_handler.openapi.exceptions import (
     RequestUnsupportedContentType,
     RequestValidationError,
@@ -70,6 +71,7 @@ from pokewatch.api_errors import (
     checked_content_type,
     error_response,
     invalid_request,
+    query_problems,
     request_problems,
 )
 from pokewatch.api_schemas import (
@@ -104,10 +106,32 @@ def _table() -> ServingTable:
     return loader.state().table
 
 
+def _query_problems() -> list[dict[str, Any]]:
+    """The query parameters of this request that its route does not take or that are repeated."""
+    accepted = [param.alias for param in app.context["_route"].dependant.query_params]
+    return query_problems(app.current_event.raw_event, accepted)
+
+
+def _known_query(resolver: APIGatewayRestResolver, next_middleware: NextMiddleware) -> Response:
+    # Per route, not `app.use`: global middlewares also run before the not-found handler, where
+    # any parameter would be unknown and `/nope?x=1` a 422 rather than 404 no_route.
+    problems = _query_problems()
+    return invalid_request(request_problems(problems)) if problems else next_middleware(resolver)
+
+
+#: The middlewares of every route.
+CHECKED = [_known_query]
+
+
 # --- errors --------------------------------------------------------------------------------------
 @app.exception_handler(RequestValidationError)
 def _invalid_request(exc: RequestValidationError) -> Response:
-    return invalid_request(request_problems(list(exc.errors())))
+    # Powertools validates before a route's middlewares run: the query's problems are named here
+    # too, with the others, in place of its own errors for a repeated parameter.
+    query = _query_problems()
+    named = {error["loc"] for error in query}
+    errors = [error for error in exc.errors() if tuple(error["loc"]) not in named]
+    return invalid_request(request_problems([*query, *errors]))
 
 
 @app.exception_handler(NotAnObject)
@@ -177,6 +201,7 @@ def _no_route(_: Exception) -> Response:
     summary="Model in service",
     operation_id="health",
     tags=["service"],
+    middlewares=CHECKED,
     responses={
         200: {
             "description": "a model is in service",
@@ -186,7 +211,7 @@ def _no_route(_: Exception) -> Response:
             "description": "no model is in service",
             "content": {"application/json": {"model": Health}},
         },
-        **error_responses(),
+        **error_responses(422),
     },
 )
 def health() -> Response[Health]:
@@ -213,6 +238,7 @@ def health() -> Response[Health]:
     operation_id="listCards",
     tags=["cards"],
     security=KEYED,
+    middlewares=CHECKED,
     responses=route_responses("a page of cards", 400, 422, 503),
 )
 def list_cards(
@@ -235,6 +261,7 @@ def list_cards(
     operation_id="getCard",
     tags=["cards"],
     security=KEYED,
+    middlewares=CHECKED,
     responses=route_responses("the card", 404, 422, 503),
 )
 def card_detail(card_id: Annotated[CardId, Path()]) -> CardDetail:
@@ -250,6 +277,7 @@ def card_detail(card_id: Annotated[CardId, Path()]) -> CardDetail:
     operation_id="predict",
     tags=["predictions"],
     security=KEYED,
+    middlewares=CHECKED,
     responses=route_responses("the prediction", 400, 404, 413, 415, 422, 503),
 )
 def predict(request: PredictRequest) -> Prediction:
@@ -267,6 +295,7 @@ def predict(request: PredictRequest) -> Prediction:
     operation_id="predictBatch",
     tags=["predictions"],
     security=KEYED,
+    middlewares=CHECKED,
     responses=route_responses("one result per item", 400, 413, 415, 422, 503),
 )
 def predict_batch(request: BatchRequest) -> BatchResponse:
@@ -289,17 +318,17 @@ def _server() -> str:
     return api_docs.stage_path(app.current_event) or "/"
 
 
-@app.get("/openapi.json", include_in_schema=False)
+@app.get("/openapi.json", include_in_schema=False, middlewares=CHECKED)
 def openapi_spec() -> Response[str]:
     """The OpenAPI document of this API, for clients of the URL it was asked at."""
     return Response(200, "application/json", api_docs.openapi_document(app, _server()))
 
 
-@app.get("/swagger", include_in_schema=False)
-def swagger() -> Response[str]:
+@app.get("/swagger", include_in_schema=False, middlewares=CHECKED)
+def swagger(format: Annotated[Literal["json"] | None, Query()] = None) -> Response[str]:
     """The Swagger UI of this API; `?format=json` is the document it shows."""
     server = _server()
-    if (app.current_event.query_string_parameters or {}).get("format") == "json":
+    if format == "json":
         return Response(200, "application/json", api_docs.swagger_document(app, server))
     return Response(200, "text/html", api_docs.swagger_page(app, server))
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import logging
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from aws_lambda_powertools.event_handler import Response
@@ -23,7 +24,8 @@ ERROR_MEANINGS = {
     404: "no such card, or no price of it by that date",
     413: "the request body is too large",
     415: "the request body is not JSON (Content-Type: application/json)",
-    422: "invalid input: `details` names each field and its problem",
+    422: "invalid input (also a query parameter the route does not take, or one given twice): "
+    "`details` names each field and its problem",
     503: "no model is in service; `message` says why",
     500: "an unexpected failure of the service (`internal_error`); the request may be retried",
 }
@@ -60,6 +62,26 @@ def request_problems(errors: list[dict[str, Any]]) -> list[ErrorDetail]:
     """Powertools' request validation errors as fields and problems: `query.limit`,
     `market_price`, `items`, or `body` for the body as a whole."""
     return [ErrorDetail(field=_field_name(e), problem=_problem(e)) for e in errors]
+
+
+def query_problems(event: Mapping[str, Any], accepted: Sequence[str]) -> list[dict[str, Any]]:
+    """Validation errors (as pydantic's, located `query.<name>`) of the query parameters of a
+    route taking `accepted`: one it does not take, or one given more than once.
+
+    Ignored, a misspelt parameter (`?st=sv1`) was answered as if not given: every card. Repeated,
+    Powertools joins the values with commas or validates the list, neither what was meant."""
+    given = event.get("multiValueQueryStringParameters") or {
+        name: [value] for name, value in (event.get("queryStringParameters") or {}).items()
+    }
+    errors = []
+    for name, values in given.items():
+        if name not in accepted:
+            problem = f"unknown query parameter; this route takes {', '.join(accepted) or 'none'}"
+            errors.append({"type": "extra_forbidden", "loc": ("query", name), "msg": problem})
+        elif len(values) > 1:
+            problem = f"given {len(values)} times; give it once"
+            errors.append({"type": "repeated", "loc": ("query", name), "msg": problem})
+    return errors
 
 
 def card_id_problems(card_id: str) -> list[ErrorDetail]:
