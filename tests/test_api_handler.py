@@ -527,6 +527,16 @@ def test_batch_answers_in_order_with_an_error_object_per_failed_item(api: Module
     assert errors[4]["message"] == "item: must be a JSON object with card_id"
 
 
+def test_an_unknown_key_of_any_size_is_named_in_at_most_100_characters(api: ModuleType) -> None:
+    key = "k" * 5000
+    status, body = invoke(api, "POST", "/predict", body={"card_id": CARD, key: 1})
+    assert_error(status, body, 422, "invalid_request")
+    assert body["details"][0]["field"] == "k" * 100 + "…"
+    # A batch item's message repeated it whole, 5,000 characters per item.
+    _, batch = invoke(api, "POST", "/predict/batch", body={"items": [{"card_id": CARD, key: 1}]})
+    assert batch["results"][0]["message"] == f"{'k' * 100}…: Extra inputs are not permitted"
+
+
 def test_batch_of_100_is_answered_and_101_is_rejected(api: ModuleType) -> None:
     items = [{"card_id": card_id_of(i % N_CARDS)} for i in range(100)]
     status, body = invoke(api, "POST", "/predict/batch", body={"items": items})

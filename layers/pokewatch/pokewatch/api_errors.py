@@ -13,7 +13,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from pokewatch.api_schemas import ErrorBody, ErrorDetail
 from pokewatch.card_ids import CardId
-from pokewatch.validation import error_message
+from pokewatch.validation import error_message, field_name
 
 logger = logging.getLogger(__name__)
 
@@ -29,8 +29,6 @@ ERROR_MEANINGS = {
     503: "no model is in service; `message` says why",
     500: "an unexpected failure of the service (`internal_error`); the request may be retried",
 }
-#: Longest field name an answer repeats: unknown keys can be any size.
-_MAX_FIELD_CHARS = 100
 
 
 def error_response(
@@ -103,8 +101,7 @@ def _field_name(error: dict[str, Any]) -> str:
     location = [str(p) for p in error.get("loc", ())]
     if error.get("type") == "json_invalid" or location == ["body"]:
         return "body"
-    name = ".".join(location[1:] if location[:1] == ["body"] else location)
-    return name if len(name) <= _MAX_FIELD_CHARS else f"{name[:_MAX_FIELD_CHARS]}…"
+    return field_name(location[1:] if location[:1] == ["body"] else location)
 
 
 def _problem(error: dict[str, Any]) -> str:
