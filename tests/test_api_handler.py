@@ -476,6 +476,16 @@ def test_json_content_type_with_charset_or_none_at_all_is_accepted(api: ModuleTy
         assert status == 200
 
 
+@pytest.mark.parametrize("path", ["/predict", "/predict/batch"])
+def test_a_request_without_a_body_is_told_so(api: ModuleType, path: str) -> None:
+    status, body = invoke(api, "POST", path, raw_body="")
+    assert_error(status, body, 422, "invalid_request")
+    # It was "body: Field required".
+    assert body["details"] == [
+        {"field": "body", "problem": "the request has no body; send a JSON object"}
+    ]
+
+
 def test_a_binary_body_that_is_not_utf8_is_400(api: ModuleType) -> None:
     status, body = invoke(api, "POST", "/predict", raw_body="//79", base64_body=True)
     assert_error(status, body, 400, "invalid_encoding")

@@ -107,6 +107,8 @@ def _field_name(error: dict[str, Any]) -> str:
 def _problem(error: dict[str, Any]) -> str:
     if error.get("type") == "json_invalid":
         return f"not valid JSON: {error.get('ctx', {}).get('error', 'malformed')}"
+    if error.get("type") == "missing" and tuple(error.get("loc", ())) == ("body",):
+        return "the request has no body; send a JSON object"  # pydantic: "Field required"
     return error_message(error)
 
 
