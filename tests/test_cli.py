@@ -515,3 +515,30 @@ def test_the_command_runs_as_a_module_too() -> None:
         check=False,
     )
     assert done.returncode == 0 and "rollback" in done.stdout
+
+
+def test_backtest_leaves_out_a_typo_price_and_names_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    prices = _market_csv(tmp_path / "prices.csv", weeks=40)
+    rows = prices.read_text().splitlines()
+    # A card's price in the backtest's window typed as 99,999 (line 1,201: week 30's last card).
+    card_id, date, *rest = rows[1200].split(",")
+    typo = ",".join([card_id, date, "99999", *rest[1:]])
+    without = tmp_path / "without.csv"
+    without.write_text("\n".join(rows[:1200] + rows[1201:]) + "\n")
+    prices.write_text("\n".join([*rows[:1200], typo, *rows[1201:]]) + "\n")
+
+    code, out, err = _run(capsys, "backtest", "--input", str(prices), "--json")
+    assert code == 0, err
+    assert "pokewatch: note: 1 isolated price spike (a price ×20 or more" in err
+    assert f"{card_id} on {date} priced 99999 between" in err
+    # Left out as if the file did not have the row at all.
+    assert _run(capsys, "backtest", "--input", str(without), "--json")[1] == out
+
+    # Kept (the rule off), the one row is most of every MAPE.
+    monkeypatch.setenv("POKEWATCH_PRICE_SPIKE_FACTOR", "1e9")
+    code, out, err = _run(capsys, "backtest", "--input", str(prices), "--json")
+    assert code == 0, err
+    assert json.loads(out)["mape_naive"] > 1
+    assert "isolated price spike" not in err

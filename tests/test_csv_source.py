@@ -689,3 +689,40 @@ def test_the_real_csv_loads_every_card_with_a_price() -> None:
     assert result.history["card_id"].nunique() == priced["card_id"].nunique() == 2_879
     assert (result.history["market_price"] > 0).all()
     assert result.history["set_id"].ne("unknown").all()
+
+
+def _weekly_rows(card_id: str, prices: list[str]) -> list[str]:
+    """Rows of `card_id` priced `prices` on consecutive Sundays from 2024-01-07."""
+    days = pd.date_range("2024-01-07", periods=len(prices), freq="7D")
+    return [
+        f"{card_id},{day:%Y-%m-%d},{price},,,,,,," for day, price in zip(days, prices, strict=True)
+    ]
+
+
+def test_a_typo_price_is_kept_and_named_with_its_line(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # One row of 99,999 for a card that trades at $5 the weeks before and after.
+    lines = [*GOOD, *_weekly_rows("sv1-2_normal", ["5.10", "5.00", "99999", "5.20", "5.05"])]
+    path = write_csv(tmp_path / "p.csv", lines)
+
+    result = read_long_csv(path)
+
+    assert 99_999.0 in result.history["market_price"].to_numpy()  # the reader loses nothing
+    assert [r.getMessage() for r in caplog.records] == [
+        f"{path}: 1 isolated price spike (a price ×20 or more away from both the card's "
+        "previous and next prices, which agree) left out of the features, training and "
+        f"backtest: sv1-2_normal on 2024-01-21 priced 99999 between 5 and 5.2 at {path}:8"
+    ]
+    caplog.clear()
+    read_long_csv(path, spike_factor=1e6)
+    assert caplog.records == []
+
+
+def test_a_real_lasting_jump_is_not_a_spike(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A card that jumped ×24 in a week (a tournament win) and stayed there.
+    lines = _weekly_rows("sv1-2_normal", ["5.10", "5.00", "120", "125", "131", "118"])
+    read_long_csv(write_csv(tmp_path / "p.csv", lines))
+    assert caplog.records == []

@@ -345,7 +345,9 @@ def _backtest(args: argparse.Namespace) -> int:
         raise CliError(f"settings: {problems(exc)}") from exc
     path = _input_file(args.input)
     try:
-        history = read_long_csv(path, settings.csv_max_bad_share).history
+        history = read_long_csv(
+            path, settings.csv_max_bad_share, settings.price_spike_factor
+        ).history
     except SourceError as exc:
         raise CliError(str(exc)) from exc
     try:

@@ -24,6 +24,7 @@ from threadpoolctl import threadpool_limits
 from pokewatch.card_day import epoch_days
 from pokewatch.fair_price_model import VALIDATION_DAYS, FairPriceModel, NotEnoughHistory
 from pokewatch.features import TARGET_WINDOW_DAYS, build_features, median_step_days
+from pokewatch.price_spikes import describe_spikes, find_spikes
 from pokewatch.settings import Settings
 from pokewatch.signals import Signal, deviation_pct
 
@@ -124,7 +125,9 @@ def walk_forward_pairs(history: pd.DataFrame, settings: Settings) -> pd.DataFram
     and its date (`price_date`, see `priced_at`), the actual, the model's fair price, interval
     and expected price, the rule's rolling-mean-3 fair value, both signals, the forward return,
     and the refit date of the model that predicted it."""
-    return walk_forward_pairs_of_features(build_features(history, settings.horizon_days), settings)
+    return walk_forward_pairs_of_features(
+        build_features(history, settings.horizon_days, settings.price_spike_factor), settings
+    )
 
 
 def walk_forward_pairs_of_features(features: pd.DataFrame, settings: Settings) -> pd.DataFrame:
@@ -390,8 +393,16 @@ def caveats(metrics: BacktestMetrics, step_days: float) -> list[str]:
 
 
 def walk_forward(history: pd.DataFrame, settings: Settings) -> Backtest:
-    """The walk-forward backtest of `history` (SPEC section 6) at `settings.horizon_days`.
-    Raises `NotEnoughHistory` when the history is too short or too small to backtest."""
-    features = build_features(history, settings.horizon_days)
-    metrics = metrics_of_pairs(walk_forward_pairs_of_features(features, settings), settings)
-    return Backtest(metrics=metrics, caveats=caveats(metrics, median_step_days(features)))
+    """The walk-forward backtest of `history` (SPEC section 6) at `settings.horizon_days`, with
+    its caveats: too few refits, a horizon below the data's spacing, the isolated price spikes
+    it left out. Raises `NotEnoughHistory` when the history is
+    too short or too small to backtest."""
+    factor = settings.price_spike_factor
+    features = build_features(history, settings.horizon_days, factor)
+    pairs = walk_forward_pairs_of_features(features, settings)
+    metrics = metrics_of_pairs(pairs, settings)
+    notes = caveats(metrics, median_step_days(features))
+    spikes = find_spikes(history, factor)
+    if not spikes.empty:
+        notes.append(describe_spikes(spikes, factor))
+    return Backtest(metrics=metrics, caveats=notes)

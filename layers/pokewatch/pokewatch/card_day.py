@@ -26,3 +26,16 @@ def last_per_card_day(card_codes: np.ndarray, days: np.ndarray) -> np.ndarray:
     last_of_key[:-1] = key[1:] != key[:-1]
     last_of_key[-1:] = True  # the last row is the last of its key (no row at all: nothing)
     return order[last_of_key]
+
+
+def priced_card_days(history: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """Positions in `history` of its priced rows (market_price > 0), one per (card_id, date),
+    ordered by card_id then date, and their card codes (numbered in card_id order). A source may
+    repeat a day (re-collected snapshot): the last row wins, as in the store."""
+    price = history["market_price"].to_numpy(dtype=np.float64)
+    priced = np.flatnonzero((price > 0) & np.isfinite(price))
+    # sort=True numbers the cards in string order, so code order is card_id order (a categorical
+    # sorts by its categories: `load_raw_history` keeps them sorted).
+    codes = pd.factorize(history["card_id"].take(priced), sort=True)[0]
+    kept = last_per_card_day(codes, epoch_days(history["date"].take(priced)))
+    return priced[kept], codes[kept]

@@ -17,7 +17,9 @@ import numpy as np
 import pandas as pd
 from pandas.api.indexers import BaseIndexer
 
-from pokewatch.card_day import KEY_SPAN, epoch_days, last_per_card_day
+from pokewatch.card_day import KEY_SPAN, epoch_days, priced_card_days
+from pokewatch.price_limits import SPIKE_FACTOR
+from pokewatch.price_spikes import isolated_spikes
 
 #: How long after `date + horizon` an observation still counts as the actual (SPEC section 6).
 TARGET_WINDOW_DAYS = 7
@@ -56,23 +58,21 @@ FEATURE_COLUMNS: tuple[str, ...] = NUMERIC_FEATURES + CATEGORICAL_FEATURES
 ID_COLUMNS: tuple[str, ...] = ("card_id", "set_id", "date", "market_price")
 
 
-def _clean_rows(history: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-    """Positions in `history` of its priced rows (market_price > 0), one per (card_id, date),
-    ordered by card_id then date, and their card codes (numbered in card_id order). A source may
-    repeat a day (re-collected snapshot): the last row wins, as in the store."""
-    price = history["market_price"].to_numpy(dtype=np.float64)
-    priced = np.flatnonzero((price > 0) & np.isfinite(price))
-    # sort=True numbers the cards in string order, so code order is card_id order (a categorical
-    # sorts by its categories: `load_raw_history` keeps them sorted).
-    codes = pd.factorize(history["card_id"].take(priced), sort=True)[0]
-    kept = last_per_card_day(codes, epoch_days(history["date"].take(priced)))
-    return priced[kept], codes[kept]
+def _clean_rows(history: pd.DataFrame, spike_factor: float) -> tuple[np.ndarray, np.ndarray]:
+    """`priced_card_days` of `history` without its isolated price spikes (`price_spikes`): a
+    typo's row would be a feature of its neighbours, a target of rows a horizon before it, and a
+    backtest pair whose error outweighs all the others."""
+    rows, codes = priced_card_days(history)
+    prices = history["market_price"].to_numpy(dtype=np.float64)[rows]
+    kept = ~isolated_spikes(codes, prices, spike_factor)
+    return rows[kept], codes[kept]
 
 
-def clean_history(history: pd.DataFrame) -> pd.DataFrame:
-    """Priced rows only (market_price > 0), one per (card_id, date), sorted by card then date."""
+def clean_history(history: pd.DataFrame, spike_factor: float = SPIKE_FACTOR) -> pd.DataFrame:
+    """The rows `build_features` reads: priced (market_price > 0), one per (card_id, date),
+    without isolated price spikes, sorted by card then date."""
     needed = [*ID_COLUMNS, *CATEGORICAL_FEATURES, "release_date", "volume"]
-    return history[needed].take(_clean_rows(history)[0]).reset_index(drop=True)
+    return history[needed].take(_clean_rows(history, spike_factor)[0]).reset_index(drop=True)
 
 
 def _median_gap(codes: np.ndarray, days: np.ndarray) -> float:
@@ -157,15 +157,18 @@ def _categorical(column: pd.Series, rows: np.ndarray) -> pd.Categorical:
     return pd.Categorical.from_codes(codes, categories=categories.astype(str))
 
 
-def build_features(history: pd.DataFrame, horizon_days: int) -> pd.DataFrame:
+def build_features(
+    history: pd.DataFrame, horizon_days: int, spike_factor: float = SPIKE_FACTOR
+) -> pd.DataFrame:
     """One row per priced (card_id, date) of `history`: ids, the price, `FEATURE_COLUMNS`,
-    `target` = log(actual / market_price) and `target_date` (the actual's date).
+    `target` = log(actual / market_price) and `target_date` (the actual's date). Isolated price
+    spikes (`price_spikes.isolated_spikes` at `spike_factor`) are left out, as if unobserved.
 
     The actual is the card's first observed price on or after date + `horizon_days`, at most
     `TARGET_WINDOW_DAYS` later; target and target_date are NaN / NaT when there is none yet.
     Features are float32 (trees bin them anyway; half the memory of a daily history).
     """
-    rows, codes = _clean_rows(history)
+    rows, codes = _clean_rows(history, spike_factor)
     n = len(rows)
     dates = history["date"].take(rows)
     days = epoch_days(dates)

@@ -15,6 +15,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from pokewatch.card_ids import SetId
+from pokewatch.price_limits import SPIKE_FACTOR
 
 _ENV_PREFIX = "pokewatch_"
 
@@ -63,6 +64,10 @@ class Settings(BaseModel):
     pricetracker_url: str = "https://www.pokemonpricetracker.com/api/v2"
 
     # --- model ------------------------------------------------------------------------------
+    #: A price this many times above or below both its card's neighbouring prices (which agree)
+    #: is a typo, named in warnings and left out of features, training and backtest
+    #: (`pokewatch.price_spikes`; the default's measurement is at `SPIKE_FACTOR`).
+    price_spike_factor: float = Field(default=SPIKE_FACTOR, gt=1)
     #: Days of history, up to the latest price, that a run learns from and backtests on. Older
     #: raw partitions stay in the store but are not read, so a run's time and memory stop
     #: growing with the years collected (the backtest needs about a year).

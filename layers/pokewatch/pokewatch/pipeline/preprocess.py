@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 
 from pokewatch import keys
 from pokewatch.features import build_features
 from pokewatch.history import load_raw_history, to_parquet_bytes
+from pokewatch.price_spikes import describe_spikes, find_spikes
 from pokewatch.settings import Settings
 from pokewatch.steps import CollectFailure, CollectResult, Dataset, PreprocessInput
 from pokewatch.store import ArtifactStore
+
+logger = logging.getLogger(__name__)
 
 
 class NoDataCollected(RuntimeError):
@@ -39,7 +43,14 @@ def build_dataset(request: PreprocessInput, settings: Settings, store: ArtifactS
             f"no prices collected from {run.source!r} in run {run.run_id}; "
             f"failed sets: {failures}; empty sets: {empty}"
         )
-    features = build_features(history, settings.horizon_days)
+    # The history keeps them as collected; the features (so training and serving) do not. Found
+    # before the features are built, so that its working arrays never sit next to the table.
+    spikes = find_spikes(history, settings.price_spike_factor)
+    if not spikes.empty:
+        logger.warning(
+            "run %s: %s", run.run_id, describe_spikes(spikes, settings.price_spike_factor)
+        )
+    features = build_features(history, settings.horizon_days, settings.price_spike_factor)
     history_key = keys.features(run.as_of, f"{run.run_id}/history.parquet")
     features_key = keys.features(run.as_of, f"{run.run_id}/table.parquet")
     store.put_bytes(history_key, to_parquet_bytes(history))

@@ -39,7 +39,9 @@ from pokewatch.price_limits import (
     LATEST_DATE,
     MAX_PRICE_USD,
     MAX_VOLUME,
+    SPIKE_FACTOR,
 )
+from pokewatch.price_spikes import describe_spikes, find_spikes
 from pokewatch.sources.base import SourceError, normalise_history
 from pokewatch.sources.variants import VARIANT_SUFFIX, card_print_id, variant_name
 
@@ -118,7 +120,9 @@ class CsvReadResult:
         return len(self.bad_rows) / self.total_rows if self.total_rows else 0.0
 
 
-def read_long_csv(path: str | Path, max_bad_share: float = 0.05) -> CsvReadResult:
+def read_long_csv(
+    path: str | Path, max_bad_share: float = 0.05, spike_factor: float = SPIKE_FACTOR
+) -> CsvReadResult:
     """Read a long-format price CSV (plain, `.gz`, `.bz2`, `.xz` or a one-file `.zip`; a gzip
     stream under any name) into a history table.
 
@@ -128,7 +132,9 @@ def read_long_csv(path: str | Path, max_bad_share: float = 0.05) -> CsvReadResul
     non-numeric price are skipped and listed in `bad_rows`. An unusable value in an optional
     column (volume, low_price, high_price, release_date) is read as missing and logged, once per
     column, with its count, first line and an example; so are rows that repeat a (card_id, date)
-    with a different market price (exact repeats are harmless and pass silently). Raises
+    with a different market price (exact repeats are harmless and pass silently), and isolated
+    price spikes at `spike_factor` (`price_spikes`: kept in the history, which loses nothing,
+    and named with their lines because the features leave them out). Raises
     `SourceError` when the file cannot be read, lacks a required column, when the share of bad
     rows is above `max_bad_share`, or when no row has a price.
 
@@ -178,6 +184,7 @@ def read_long_csv(path: str | Path, max_bad_share: float = 0.05) -> CsvReadResul
         logger.warning("%s: skipped %d bad rows: %s", name, len(bad_rows), _summary(name, bad))
     _warn_unusable_optional(name, raw[good], lines, problems)
     _warn_conflicting_prices(name, parsed[good], lines)
+    _warn_spikes(name, result.history, lines[good], spike_factor)
     return result
 
 
@@ -504,6 +511,16 @@ def _warn_conflicting_prices(name: str, priced: pd.DataFrame, lines: pd.Series) 
     )
 
 
+def _warn_spikes(name: str, history: pd.DataFrame, lines: pd.Series, factor: float) -> None:
+    """One warning naming the isolated price spikes of `history` (whose rows are those of
+    `lines`, in order) with their lines."""
+    spikes = find_spikes(history, factor)
+    if spikes.empty:
+        return
+    at = lines.to_numpy()[spikes["row"].to_numpy()]
+    logger.warning("%s: %s", name, describe_spikes(spikes, factor, [f"{name}:{n}" for n in at]))
+
+
 def _details(problem: pd.Series, text: pd.Series) -> pd.Series:
     """`<problem>, found '<text>'` (the problem alone when the cell is empty)."""
     found = ", found '" + text.str.slice(0, QUOTED_CHARS) + "'"
@@ -553,16 +570,19 @@ class CsvSource:
 
     name = "csv"
 
-    def __init__(self, path: str | Path, max_bad_share: float = 0.05) -> None:
+    def __init__(
+        self, path: str | Path, max_bad_share: float = 0.05, spike_factor: float = SPIKE_FACTOR
+    ) -> None:
         self.path = path
         self.max_bad_share = max_bad_share
+        self.spike_factor = spike_factor
         self._history: pd.DataFrame | None = None
 
     @property
     def history(self) -> pd.DataFrame:
         """The whole file as a history table (read on first access)."""
         if self._history is None:
-            self._history = read_long_csv(self.path, self.max_bad_share).history
+            self._history = read_long_csv(self.path, self.max_bad_share, self.spike_factor).history
         return self._history
 
     def list_sets(self, as_of: dt.date) -> list[str]:

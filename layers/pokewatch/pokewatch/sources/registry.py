@@ -34,7 +34,9 @@ def get_source(name: str, settings: Settings) -> PriceSource:
             path = Path(settings.csv_input)
             # The file's identity is part of the key: an edited file is read again.
             stamp = path.stat().st_mtime_ns if path.is_file() else None
-            return _csv_source(str(path), stamp, settings.csv_max_bad_share)
+            return _csv_source(
+                str(path), stamp, settings.csv_max_bad_share, settings.price_spike_factor
+            )
     raise SourceError(f"unknown price source {name!r}; known: {', '.join(SOURCE_NAMES)}")
 
 
@@ -48,9 +50,11 @@ def _sample_market(seed: int, n_cards: int) -> PriceSource:
 
 
 @lru_cache(maxsize=4)
-def _csv_source(path: str, stamp: int | None, max_bad_share: float) -> PriceSource:
+def _csv_source(
+    path: str, stamp: int | None, max_bad_share: float, spike_factor: float
+) -> PriceSource:
     """One reader per file version for the whole process: the Map collects set by set, and each
     set would otherwise parse the whole file again."""
     from pokewatch.sources.csv_file import CsvSource
 
-    return CsvSource(path, max_bad_share)
+    return CsvSource(path, max_bad_share, spike_factor)
