@@ -8,6 +8,7 @@ import pytest
 from market_fixtures import synthetic_market
 
 from pokewatch.backtest import (
+    dominated_mape,
     mape_difference_se,
     min_history_days,
     origin_dates,
@@ -212,3 +213,37 @@ def test_mape_difference_se_counts_a_card_that_is_always_off_once() -> None:
     origins = ["2024-01-01"] * 2 + ["2024-01-08"] * 2 + ["2024-01-15"] * 2
     pairs = _pairs_with_gaps(cards, origins, [2.0, 0.0] * 3)
     assert mape_difference_se(pairs) == pytest.approx(1.0)
+
+
+def _pairs_of_moves(actuals: list[float]) -> pd.DataFrame:
+    """Pairs of cards priced 1 at one origin whose actual is `actuals`, forecast unchanged."""
+    n = len(actuals)
+    return pd.DataFrame(
+        {
+            "card_id": [f"c{i}" for i in range(n)],
+            "market_price": 1.0,
+            "price_date": pd.Timestamp("2024-06-03"),
+            "actual_price": actuals,
+            "actual_date": pd.Timestamp("2024-07-01"),
+            "fair_price": 1.0,
+        }
+    )
+
+
+def test_a_mape_carried_by_a_few_pairs_is_noted_naming_the_worst() -> None:
+    # 1,999 cards that moved 5% and one typo: the largest 2 pairs (0.1%) carry most of the mean.
+    pairs = _pairs_of_moves([1.05] * 1_998 + [1.0 / 1_000, 1.05])
+    note = dominated_mape(pairs)
+    assert note is not None
+    assert note.startswith("the largest 2 of 2000 pairs' errors carry 91% of mape_model and 91%")
+    assert note.endswith(
+        "its worst pairs: c1998 priced 1 on 2024-06-03, 0.001 on 2024-07-01; "
+        "c0 priced 1 on 2024-06-03, 1.05 on 2024-07-01; "
+        "c1 priced 1 on 2024-06-03, 1.05 on 2024-07-01"
+    )
+
+
+def test_a_mape_of_many_large_moves_is_no_few_pairs_mape() -> None:
+    # A wild market: a tenth of the cards tripled. Large errors, but many of them.
+    assert dominated_mape(_pairs_of_moves([3.0] * 100 + [1.05] * 900)) is None
+    assert dominated_mape(_pairs_of_moves([1.0] * 10)) is None  # no error at all

@@ -533,12 +533,15 @@ def test_backtest_leaves_out_a_typo_price_and_names_it(
     assert code == 0, err
     assert "pokewatch: note: 1 isolated price spike (a price ×20 or more" in err
     assert f"{card_id} on {date} priced 99999 between" in err
+    assert "not a fair summary" not in err
     # Left out as if the file did not have the row at all.
     assert _run(capsys, "backtest", "--input", str(without), "--json")[1] == out
 
-    # Kept (the rule off), the one row is most of every MAPE.
+    # Kept (the rule off), the one row is most of every MAPE, and the note says so.
     monkeypatch.setenv("POKEWATCH_PRICE_SPIKE_FACTOR", "1e9")
     code, out, err = _run(capsys, "backtest", "--input", str(prices), "--json")
     assert code == 0, err
     assert json.loads(out)["mape_naive"] > 1
     assert "isolated price spike" not in err
+    assert "pairs' errors carry" in err and "a mean over the pairs is not a fair summary" in err
+    assert f"its worst pairs: {card_id} priced 99999 on {date}" in err
