@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import socket
@@ -324,6 +325,20 @@ def test_a_run_beyond_the_request_limits_is_refused_before_it_starts(
     code, out, err = _run(capsys, "pipeline", "run", option, value, "--store", str(tmp_path))
     assert (code, out) == (2, "")
     assert err == f"pokewatch: error: {option}: {message}\n"
+    assert not any(tmp_path.iterdir())
+
+
+def test_a_run_dated_in_the_future_is_refused_before_it_starts(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    tomorrow = dt.datetime.now(dt.UTC).date() + dt.timedelta(days=1)
+    later = (tomorrow + dt.timedelta(days=1)).isoformat()
+    code, out, err = _run(capsys, "pipeline", "run", "--as-of", later, "--store", str(tmp_path))
+    assert (code, out) == (2, "")
+    assert err == (
+        f"pokewatch: error: --as-of: must not be after {tomorrow} (tomorrow, UTC): "
+        "that day has not come yet\n"
+    )
     assert not any(tmp_path.iterdir())
 
 

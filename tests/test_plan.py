@@ -50,6 +50,15 @@ def test_an_as_of_out_of_range_is_an_invalid_request(as_of: str) -> None:
         RunRequest.model_validate({"as_of": as_of})
 
 
+def test_an_as_of_after_tomorrow_is_an_invalid_request() -> None:
+    # A run dated 2031 simulated five years of sample prices that have not happened and put a
+    # model "as of 2031" in service; tomorrow is allowed, as it is already today east of UTC.
+    tomorrow = dt.datetime.now(dt.UTC).date() + dt.timedelta(days=1)
+    assert RunRequest(as_of=tomorrow).as_of == tomorrow
+    with pytest.raises(ValidationError, match=rf"as_of\n.*must not be after {tomorrow}"):
+        RunRequest(as_of=tomorrow + dt.timedelta(days=1))
+
+
 def test_each_set_resumes_after_its_own_last_collection(tmp_path: Path) -> None:
     store = LocalStore(tmp_path)
     _collected(store, dt.date(2025, 5, 31), "a")

@@ -47,7 +47,11 @@ def _parser() -> argparse.ArgumentParser:
     _store_option(run)
     run.add_argument("--source", choices=["sample", "pokemontcg", "pricetracker", "csv"])
     run.add_argument("--input", help="CSV file for --source csv")
-    run.add_argument("--as-of", type=_date, help="collection day, YYYY-MM-DD (default: today)")
+    run.add_argument(
+        "--as-of",
+        type=_date,
+        help="collection day, YYYY-MM-DD (default: today, UTC; at most tomorrow)",
+    )
     run.add_argument("--cards", type=_positive, help="size of the sample market")
     run.add_argument("--history-days", type=_positive, help="history to backfill on a first run")
     run.add_argument("--sets", help="comma-separated set ids to collect (default: all)")

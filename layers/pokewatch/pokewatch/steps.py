@@ -42,7 +42,18 @@ class RunRequest(StepModel):
     @classmethod
     def _plausible_day(cls, value: dt.date | None) -> dt.date | None:
         # A day outside the prices' range failed later, in a step, as a date overflow.
-        return value if value is None else plausible_day(value)
+        return value if value is None else not_after_today(plausible_day(value))
+
+
+def not_after_today(day: dt.date) -> dt.date:
+    """`day`, or a ValueError when it has not come yet anywhere on Earth (a day after today's
+    UTC date, which is already today east of UTC). A run dated in the future collected days
+    that have not happened (the sample market simulated them) and promoted a model whose data
+    was "as of" that day."""
+    latest = dt.datetime.now(dt.UTC).date() + dt.timedelta(days=1)
+    if day > latest:
+        raise ValueError(f"must not be after {latest} (tomorrow, UTC): that day has not come yet")
+    return day
 
 
 class RunConfig(StepModel):
