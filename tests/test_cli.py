@@ -495,6 +495,22 @@ def test_a_run_dated_before_every_price_says_so(
     assert "'csv' has no prices on or before 2020-01-01" in err
 
 
+def test_a_failed_run_is_one_line_with_the_message_of_its_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # It ended `pipeline failed: SourceError: {"errorMessage": "...", "errorType": "SourceError"}`:
+    # the Lambda's JSON error document, and no `pokewatch: error:` as every other failure has.
+    prices = tmp_path / "prices.csv"
+    prices.write_text("card_id;date;market_price\nbase1-4_holofoil;2024-01-07;300\n")
+    argv = ["--source", "csv", "--input", str(prices), "--store", str(tmp_path / "store")]
+    code, _, err = _run(capsys, "pipeline", "run", *argv)
+    assert code == 1
+    assert err.startswith(
+        f"pokewatch: error: pipeline failed: SourceError: {prices}: missing required column(s)"
+    )
+    assert "errorMessage" not in err and len(err.splitlines()) == 1
+
+
 def test_the_csv_input_may_come_from_the_environment(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -189,6 +189,7 @@ def _input_file(text: str) -> Path:
 
 
 def _pipeline_run(args: argparse.Namespace) -> int:
+    from pokewatch.steps import cause_message
     from pokewatch_local.runner import run_pipeline
 
     settings = _settings()
@@ -222,7 +223,9 @@ def _pipeline_run(args: argparse.Namespace) -> int:
     if result.status == "SUCCEEDED":
         print(json.dumps(result.output, indent=1))
         return 0
-    print(f"pipeline failed: {result.error}: {result.cause}", file=sys.stderr)
+    # The message alone: the Cause of a failed Task is the Lambda's JSON error document.
+    reason = " ".join(cause_message(result.cause or "").split())
+    print(f"pokewatch: error: pipeline failed: {result.error}: {reason}", file=sys.stderr)
     return 1
 
 

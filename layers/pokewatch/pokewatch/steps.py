@@ -114,16 +114,19 @@ class CollectFailure(StepModel):
 
     @property
     def summary(self) -> str:
-        """`sv1 (KeyError: unknown set 'sv1' ...)`: the set, its error and why, in one short line.
-
-        A Lambda's Cause is its JSON error document (the message next to a stack trace); the
-        Cause of a States error is plain text, or nothing."""
-        try:
-            message = str(json.loads(self.cause)["errorMessage"])
-        except (ValueError, TypeError, KeyError):
-            message = self.cause
-        why = textwrap.shorten(message, width=200, placeholder=" …")
+        """`sv1 (KeyError: unknown set 'sv1' ...)`: the set, its error and why, in one short
+        line."""
+        why = textwrap.shorten(cause_message(self.cause), width=200, placeholder=" …")
         return f"{self.set_id} ({self.error}: {why})" if why else f"{self.set_id} ({self.error})"
+
+
+def cause_message(cause: str) -> str:
+    """The message of an ASL error's Cause: a Lambda's Cause is its JSON error document (the
+    message next to its type and stack trace), the Cause of a States error plain text."""
+    try:
+        return str(json.loads(cause)["errorMessage"])
+    except (ValueError, TypeError, KeyError):
+        return cause
 
 
 class PreprocessInput(StepModel):
