@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import errno
 import json
 import os
 import socket
@@ -15,6 +16,7 @@ import pytest
 from market_fixtures import synthetic_market
 from moto import mock_aws
 
+from pokewatch.store import LocalStore
 from pokewatch_local.cli import main
 
 
@@ -509,6 +511,22 @@ def test_a_failed_run_is_one_line_with_the_message_of_its_error(
         f"pokewatch: error: pipeline failed: SourceError: {prices}: missing required column(s)"
     )
     assert "errorMessage" not in err and len(err.splitlines()) == 1
+
+
+def test_a_store_that_cannot_be_written_is_refused_before_the_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A read-only store ran the plan, failed every set's collection, then the failure notice
+    # itself: `pipeline failed: OSError: ...notifications`. As root no directory mode refuses a
+    # write, so the store's one way of writing a file fails here as a read-only disk does.
+    def read_only(path: Path, data: bytes) -> None:
+        raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(path))
+
+    monkeypatch.setattr(LocalStore, "_replace", staticmethod(read_only))
+    store = tmp_path / "store"
+    code, out, err = _run(capsys, "pipeline", "run", "--cards", "20", "--store", str(store))
+    assert (code, out) == (2, "")
+    assert err == f"pokewatch: error: store {store}: cannot write there (Read-only file system)\n"
 
 
 def test_the_csv_input_may_come_from_the_environment(

@@ -44,6 +44,12 @@ def test_local_store_leaves_no_temporary_files(local_store: LocalStore) -> None:
     assert files == ["b.json"]
 
 
+def test_a_writable_local_store_is_made_and_left_empty_by_its_check(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path / "new" / "store")
+    store.check_writable()
+    assert store.root.is_dir() and not any(store.root.iterdir())
+
+
 def test_local_store_rejects_keys_outside_it(local_store: LocalStore) -> None:
     with pytest.raises(ValueError, match="escapes"):
         local_store.put_bytes("../outside.txt", b"x")

@@ -216,6 +216,7 @@ def _pipeline_run(args: argparse.Namespace) -> int:
     request = {k: v for k, v in request.items() if v is not None}
     _check_run_request(request)
     store = _open_store(args.store)
+    _check_writable(store)
     print(f"PokeWatch pipeline → store {store.uri}")
     result = run_pipeline(
         _template(args), store, request, sleep=(lambda _: None) if args.no_wait else None
@@ -243,6 +244,19 @@ def _check_run_request(request: dict[str, Any]) -> None:
         error = exc.errors()[0]
         option = str(error["loc"][0]).replace("_", "-")
         raise CliError(f"--{option}: {error_message(dict(error))}") from exc
+
+
+def _check_writable(store: Any) -> None:
+    """A local store that cannot be written, as one line before the run starts (an S3 store's
+    permissions are the first write's to find)."""
+    from pokewatch.store import LocalStore
+
+    if not isinstance(store, LocalStore):
+        return
+    try:
+        store.check_writable()
+    except OSError as exc:
+        raise CliError(f"store {store.uri}: cannot write there ({exc.strerror or exc})") from exc
 
 
 def _serve(args: argparse.Namespace) -> int:

@@ -70,6 +70,14 @@ class LocalStore:
         if not existing.is_dir():
             raise ValueError(f"store {self.uri}: {existing} is not a directory")
 
+    def check_writable(self) -> None:
+        """Make the directory and write (then remove) a file in it; OSError when that fails. A
+        run on a read-only store failed every set's collection, then its own failure notice."""
+        probe = self.root / ".write-check"
+        self.root.mkdir(parents=True, exist_ok=True)
+        self._replace(probe, b"")
+        probe.unlink()
+
     def _path(self, key: str) -> Path:
         path = (self.root / key).resolve()
         if not path.is_relative_to(self.root):
