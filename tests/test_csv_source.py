@@ -13,7 +13,7 @@ import pytest
 
 from pokewatch.observations import HISTORY_COLUMNS, PriceObservation
 from pokewatch.sources.base import SourceError
-from pokewatch.sources.csv_file import CsvSource, read_long_csv
+from pokewatch.sources.csv_file import CsvSource, logger, read_long_csv
 
 REAL_CSV = Path(__file__).resolve().parents[2] / "shared/data/tcgplayer_weekly_2024.csv.gz"
 
@@ -24,6 +24,12 @@ GOOD = [
     "base1-4_holofoil,2024-01-07,350.0,1,Charizard,Base,Base,Rare Holo,1999-01-09,holofoil",
     "base1-4_holofoil,2024-01-14,361.5,,Charizard,Base,Base,Rare Holo,1999-01-09,holofoil",
 ]
+
+
+def _source_logs(caplog: pytest.LogCaptureFixture) -> list[str]:
+    """What the csv source logged: caplog also holds what a thread of an earlier test on this
+    worker logs meanwhile (an API test's model loader said "model ... loaded" in one run)."""
+    return [r.getMessage() for r in caplog.records if r.name == logger.name]
 
 
 def write_csv(path: Path, lines: list[str]) -> Path:
@@ -64,7 +70,7 @@ def test_a_missing_value_marker_is_empty(
     result = read_long_csv(write_csv(tmp_path / "p.csv", [*GOOD, unpriced, optional_missing]))
 
     assert result.bad_rows == []
-    assert caplog.records == []  # a marker is no unusable value
+    assert _source_logs(caplog) == []  # a marker is no unusable value
     history = result.history
     assert len(history) == 5 and "sv1-2_normal" not in set(history["card_id"])
     last = history.iloc[-1]
@@ -152,7 +158,7 @@ def test_an_unusable_optional_value_is_read_as_missing_with_one_warning_per_colu
     assert history["volume"].isna().tolist() == [True, True, False]
     assert history["low_price"].isna().tolist() == [True, False, False]
     assert history["release_date"].isna().tolist() == [True, True, False]
-    assert [r.getMessage() for r in caplog.records] == [
+    assert _source_logs(caplog) == [
         f"{path}: low_price: 1 unusable value read as missing, first at {path}:2: "
         "must be a number, found '$0.50'",
         f"{path}: volume: 2 unusable values read as missing, first at {path}:2: "
@@ -190,7 +196,7 @@ def test_an_optional_value_out_of_range_is_read_as_missing_keeping_the_price(
     assert result.bad_rows == []
     assert result.history["market_price"].iloc[-1] == 2.0
     assert pd.isna(result.history[column].iloc[-1])
-    assert [r.getMessage() for r in caplog.records] == [
+    assert _source_logs(caplog) == [
         f"{path}: {column}: 1 unusable value read as missing, first at {path}:6: {problem}"
     ]
 
@@ -209,7 +215,7 @@ def test_unusable_optional_values_of_skipped_or_unpriced_rows_are_not_counted(
 
     read_long_csv(path, max_bad_share=0.5)
 
-    unusable = [r.getMessage() for r in caplog.records if "volume:" in r.getMessage()]
+    unusable = [m for m in _source_logs(caplog) if "volume:" in m]
     assert unusable == [
         f"{path}: volume: 1 unusable value read as missing, first at {path}:2: "
         "must be a whole number, found '3.5'"
@@ -266,7 +272,7 @@ def test_rows_repeating_a_card_and_date_with_different_prices_are_counted_in_one
     result = read_long_csv(path)
 
     assert len(result.history) == 8  # the reader keeps every row; later stages use the last
-    assert [r.getMessage() for r in caplog.records] == [
+    assert _source_logs(caplog) == [
         f"{path}: 2 (card_id, date) pairs repeated with different market prices, the last row "
         f"of each is used; first at {path}:3: sv1-1_normal on 2024-01-14 priced 1.3, 1.35, 1.3 "
         "(lines 3, 7, 9)"
@@ -354,7 +360,7 @@ def test_exact_repeats_are_silent(tmp_path: Path, caplog: pytest.LogCaptureFixtu
     result = read_long_csv(write_csv(tmp_path / "p.csv", [*GOOD, *GOOD]))
 
     assert len(result.history) == 8
-    assert caplog.records == []
+    assert _source_logs(caplog) == []
 
 
 def test_every_row_the_reader_accepts_is_a_valid_price_observation(tmp_path: Path) -> None:
@@ -413,7 +419,7 @@ def test_a_rejected_file_has_its_error_alone(
     with pytest.raises(SourceError, match="1 bad rows of 3"):
         read_long_csv(write_csv(tmp_path / "p.csv", lines), max_bad_share=0.1)
 
-    assert caplog.records == []
+    assert _source_logs(caplog) == []
 
 
 def test_a_rejection_groups_the_bad_rows_by_reason_most_frequent_first(tmp_path: Path) -> None:
