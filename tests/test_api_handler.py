@@ -181,6 +181,11 @@ def test_listing_pages_through_every_card_once_in_id_order(api: ModuleType) -> N
         ({"q": ""}, {card_id_of(i) for i in range(N_CARDS)}),
         ({"set": ""}, {card_id_of(i) for i in range(N_CARDS)}),
         ({"set": "", "q": "FLABÉBÉ"}, {card_id_of(i) for i in range(1, N_CARDS, 6)}),
+        # Spaces around a value (pasted with it) are not part of it: `?set=%20sv2` was empty.
+        ({"set": " sv2"}, {card_id_of(i) for i in range(1, N_CARDS, 3)}),
+        ({"set": "Paldea Évolved \t"}, {card_id_of(i) for i in range(1, N_CARDS, 3)}),
+        ({"q": " flabébé "}, {card_id_of(i) for i in range(1, N_CARDS, 6)}),
+        ({"set": " ", "q": "  "}, {card_id_of(i) for i in range(N_CARDS)}),
     ],
 )
 def test_listing_filters_by_set_and_name(

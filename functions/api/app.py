@@ -246,9 +246,16 @@ def list_cards(
     cursor: Annotated[
         str | None, Query(max_length=200, description="`next_cursor` of the previous page")
     ] = None,
-    set: Annotated[str | None, Query(max_length=100, description="set id or set name")] = None,
+    set: Annotated[
+        str | None,
+        Query(max_length=100, description="set id or set name (spaces around it are ignored)"),
+    ] = None,
     q: Annotated[
-        str | None, Query(max_length=100, description="part of the name or card id")
+        str | None,
+        Query(
+            max_length=100,
+            description="part of the name or card id (spaces around it are ignored)",
+        ),
     ] = None,
 ) -> CardPage:
     """Cards in service in card id order, filtered by set and by name, a page at a time."""

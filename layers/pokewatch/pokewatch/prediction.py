@@ -119,9 +119,11 @@ def list_cards(
     The cursor holds the last card id of the previous page (keyset pagination), so paging stays
     consistent when a newly promoted model adds or drops cards between two pages."""
     after = decode_cursor(cursor) if cursor else None
-    # An empty `set` is no filter, as an empty `q` or `cursor` is (`?set=$SET` with no set): it
-    # matched no card, an empty page that read as "no such set".
-    set_id = set_id or None
+    # Spaces around a filter are not part of it (`?set=%20base4`, a value pasted with them):
+    # kept, they matched no card, an empty page that read as "no such set". An empty `set` is
+    # no filter, as an empty `q` or `cursor` is (`?set=$SET` with no set).
+    set_id = (set_id or "").strip() or None
+    query = (query or "").strip() or None
     if set_id is None and query is None:
         ids = table.listing_ids
     else:
