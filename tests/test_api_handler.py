@@ -552,6 +552,18 @@ def test_an_unknown_key_of_any_size_is_named_in_at_most_100_characters(api: Modu
     assert batch["results"][0]["message"] == f"{'k' * 100}…: Extra inputs are not permitted"
 
 
+def test_a_key_with_an_empty_name_is_named_readably(api: ModuleType) -> None:
+    # `?=x` was field `query.`, read as a message cut short; `{"": 1}` was no field at all.
+    status, body = invoke(api, "GET", "/cards", query={"": "x"})
+    assert_error(status, body, 422, "invalid_request")
+    assert [d["field"] for d in body["details"]] == ["query.(empty name)"]
+    status, body = invoke(api, "POST", "/predict", body={"card_id": CARD, "": 1})
+    assert_error(status, body, 422, "invalid_request")
+    assert [d["field"] for d in body["details"]] == ["(empty name)"]
+    _, batch = invoke(api, "POST", "/predict/batch", body={"items": [{"card_id": CARD, "": 1}]})
+    assert batch["results"][0]["message"] == "(empty name): Extra inputs are not permitted"
+
+
 def test_batch_of_100_is_answered_and_101_is_rejected(api: ModuleType) -> None:
     items = [{"card_id": card_id_of(i % N_CARDS)} for i in range(100)]
     status, body = invoke(api, "POST", "/predict/batch", body={"items": items})

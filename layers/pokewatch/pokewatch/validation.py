@@ -9,6 +9,9 @@ from pydantic import ValidationError
 
 #: The longest field name a message repeats.
 MAX_FIELD_CHARS = 100
+#: How a message names a key that is the empty string (`?=x`, `{"": 1}`): `query.` read as
+#: a message cut short.
+EMPTY_NAME = "(empty name)"
 
 
 def error_message(error: dict[str, Any]) -> str:
@@ -22,7 +25,7 @@ def error_message(error: dict[str, Any]) -> str:
 def field_name(parts: Sequence[object]) -> str:
     """A field path as a message names it, `items.3.card_id`: cut after MAX_FIELD_CHARS, as an
     unknown key can be of any size and the message would repeat it whole."""
-    name = ".".join(str(p) for p in parts)
+    name = ".".join(str(p) if p != "" else EMPTY_NAME for p in parts)
     return name if len(name) <= MAX_FIELD_CHARS else f"{name[:MAX_FIELD_CHARS]}…"
 
 
