@@ -365,6 +365,25 @@ def test_any_invalid_card_id_in_the_path_is_the_422_naming_it(
     assert [d["field"] for d in body["details"]] == ["path.card_id"]
 
 
+def test_an_invalid_card_id_is_explained_with_an_example_of_a_valid_one(api: ModuleType) -> None:
+    # The message was the regex alone. Path, body and batch item say the same.
+    problem = (
+        "must be a card print id such as sv1-25_holofoil: letters, digits, '.', '_' or '-', "
+        "starting with a letter or digit"
+    )
+    _, in_path = invoke(api, "GET", "/cards/-sv1")
+    assert in_path["details"] == [{"field": "path.card_id", "problem": problem}]
+    _, in_body = invoke(api, "POST", "/predict", body={"card_id": "-sv1"})
+    assert in_body["details"] == [{"field": "card_id", "problem": problem}]
+    _, batch = invoke(api, "POST", "/predict/batch", body={"items": [{"card_id": "-sv1"}]})
+    assert batch["results"][0]["message"] == f"card_id: {problem}"
+    # What is not text, or too long, is still told so.
+    _, number = invoke(api, "POST", "/predict", body={"card_id": 42})
+    assert number["details"][0]["problem"] == "Input should be a valid string"
+    _, long = invoke(api, "POST", "/predict", body={"card_id": "a" * 129})
+    assert long["details"][0]["problem"] == "String should have at most 128 characters"
+
+
 # --- predict -------------------------------------------------------------------------------------
 def test_predict_answers_at_the_latest_price_by_default(api: ModuleType) -> None:
     status, answer = invoke(api, "POST", "/predict", body={"card_id": CARD})

@@ -23,7 +23,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from pokewatch.card_ids import CardId
+from pokewatch.card_ids import CARD_ID_EXAMPLE, CardId
 from pokewatch.price_limits import (
     EARLIEST_DATE,
     LATEST_DATE,
@@ -138,7 +138,7 @@ Price = Annotated[
 class PredictRequest(ApiModel):
     """Ask for the fair price of a card, at its latest price or at a date and price of yours."""
 
-    card_id: CardId = Field(description="the card print, e.g. `sv1-25_holofoil`")
+    card_id: CardId = Field(description=f"the card print, e.g. `{CARD_ID_EXAMPLE}`")
     date: dt.date | None = Field(
         default=None,
         description="answer as of this date (YYYY-MM-DD): the latest observation on or before "

@@ -4,16 +4,39 @@ A module of its own: the API validates card ids without importing the collection
 
 from __future__ import annotations
 
+import re
 from typing import Annotated
 
-from pydantic import Field
+from pydantic import BeforeValidator, Field
+from pydantic_core import PydanticCustomError
 
 #: What a card id may contain: letters, digits, `.`, `_` and `-`, starting with a letter or digit.
 CARD_ID_PATTERN = r"[A-Za-z0-9][A-Za-z0-9._\-]*"
 CARD_ID_MAX_LENGTH = 128
+#: A valid card id, as messages and documentation show one.
+CARD_ID_EXAMPLE = "sv1-25_holofoil"
+#: What is wrong with a text that is not a card id (the API's answer, a csv file's bad row).
+CARD_ID_PROBLEM = (
+    f"must be a card print id such as {CARD_ID_EXAMPLE}: letters, digits, '.', '_' or '-', "
+    "starting with a letter or digit"
+)
+_CARD_ID = re.compile(CARD_ID_PATTERN)
 
+
+def _card_id_syntax(value: object) -> object:
+    # pydantic's own message is the regex alone, which does not show what an id looks like.
+    if isinstance(value, str) and not _CARD_ID.fullmatch(value):
+        raise PydanticCustomError(
+            "string_pattern_mismatch", CARD_ID_PROBLEM, {"pattern": f"^{CARD_ID_PATTERN}$"}
+        )
+    return value
+
+
+#: The pattern is checked (with the message above) before the length; `Field` documents both.
 CardId = Annotated[
-    str, Field(min_length=1, max_length=CARD_ID_MAX_LENGTH, pattern=f"^{CARD_ID_PATTERN}$")
+    str,
+    Field(min_length=1, max_length=CARD_ID_MAX_LENGTH, pattern=f"^{CARD_ID_PATTERN}$"),
+    BeforeValidator(_card_id_syntax),
 ]
 
 #: A set id names a raw partition's key (`.../set=<id>.parquet`): a `/` or `..` in it would write

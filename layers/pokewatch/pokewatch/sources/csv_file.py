@@ -31,7 +31,7 @@ import pandas as pd
 from pandas.io.common import infer_compression
 from pydantic import BaseModel, ConfigDict
 
-from pokewatch.card_ids import CARD_ID_MAX_LENGTH, CARD_ID_PATTERN, set_id_of
+from pokewatch.card_ids import CARD_ID_MAX_LENGTH, CARD_ID_PATTERN, CARD_ID_PROBLEM, set_id_of
 from pokewatch.observations import HISTORY_COLUMNS
 from pokewatch.price_limits import (
     EARLIEST_DATE,
@@ -314,9 +314,7 @@ def _parse_columns(raw: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, pd.Series
     card_id, no_print = _print_ids(raw)
     problem = _no_problem(card_id)
     problem[card_id == ""] = "missing"
-    problem[(card_id != "") & ~card_id.str.fullmatch(_CARD_ID)] = (
-        "must be a card print id such as base1-4_holofoil (letters, digits, '.', '_', '-')"
-    )
+    problem[(card_id != "") & ~card_id.str.fullmatch(_CARD_ID)] = CARD_ID_PROBLEM
     problem[card_id.str.len() > CARD_ID_MAX_LENGTH] = (
         f"must be at most {CARD_ID_MAX_LENGTH} characters"
     )
