@@ -470,6 +470,30 @@ def test_hostile_predict_bodies_are_4xx_naming_the_problem(
 
 
 @pytest.mark.parametrize(
+    ("price", "problem"),
+    [
+        ("1" + "0" * 40, "Input should be less than 10000000"),
+        # Past a float: 4,000 digits were "Input should be a valid number", 1e999 (infinity)
+        # "Input should be a finite number".
+        ("1" + "0" * 4_000, "Input should be less than 10000000"),
+        ("1e999", "Input should be less than 10000000"),
+        ("-1" + "0" * 4_000, "Input should be greater than or equal to 0.01"),
+        ("-1e999", "Input should be greater than or equal to 0.01"),
+    ],
+    ids=["40 digits", "4000 digits", "1e999", "-4000 digits", "-1e999"],
+)
+def test_a_price_beyond_the_bounds_is_told_the_bound(
+    api: ModuleType, price: str, problem: str
+) -> None:
+    raw = f'{{"card_id": "{CARD}", "market_price": {price}}}'
+    status, body = invoke(api, "POST", "/predict", raw_body=raw)
+    assert_error(status, body, 422, "invalid_request")
+    assert body["details"] == [{"field": "market_price", "problem": problem}]
+    _, batch = invoke(api, "POST", "/predict/batch", raw_body=f'{{"items": [{raw}]}}')
+    assert batch["results"][0]["message"] == f"market_price: {problem}"
+
+
+@pytest.mark.parametrize(
     "content_type",
     [
         "text/plain",

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
+import sys
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -21,7 +22,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_core import PydanticCustomError
+from pydantic_core import PydanticCustomError, PydanticKnownError
 
 from pokewatch.card_ids import CARD_ID_EXAMPLE, CardId
 from pokewatch.price_limits import (
@@ -129,9 +130,26 @@ class ApiModel(ApiSchema):
     model_config = ConfigDict(extra="forbid")
 
 
+def _beyond_a_float(value: object) -> object:
+    # A JSON integer of more than ~309 digits is no float ("Input should be a valid number") and
+    # `1e999` reads as infinity ("a finite number"): both are prices beyond the bounds, and are
+    # told the bounds as any other price beyond them is.
+    if (
+        isinstance(value, int | float)
+        and not isinstance(value, bool)
+        and abs(value) > sys.float_info.max
+    ):
+        if value > 0:
+            raise PydanticKnownError("less_than", {"lt": MAX_PRICE_USD})
+        raise PydanticKnownError("greater_than_equal", {"ge": MIN_OFFERED_PRICE_USD})
+    return value
+
+
 #: A price asked about: a finite JSON number (not a string), from a cent.
 Price = Annotated[
-    float, Field(strict=True, ge=MIN_OFFERED_PRICE_USD, lt=MAX_PRICE_USD, allow_inf_nan=False)
+    float,
+    Field(strict=True, ge=MIN_OFFERED_PRICE_USD, lt=MAX_PRICE_USD, allow_inf_nan=False),
+    BeforeValidator(_beyond_a_float),
 ]
 
 
