@@ -214,6 +214,35 @@ def test_an_unknown_price_key_is_a_print_of_its_own_with_a_warning(
 
 
 @responses.activate
+def test_a_price_key_without_a_letter_or_digit_is_skipped_and_named(
+    source: PokemonTcgSource, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Its variant name is empty: it made the print id `sv1-1_`, a print with no variant.
+    page = fixture("cards_sv1_page1.json")
+    page["data"][0]["tcgplayer"]["prices"]["—"] = {"market": 3.75}
+    page["data"][0]["tcgplayer"]["prices"][" - "] = {"market": 4.5}
+    responses.get(f"{BASE}/cards", json=page, match=[cards_query("sv1", 1)])
+    responses.get(
+        f"{BASE}/cards", json=fixture("cards_sv1_page2.json"), match=[cards_query("sv1", 2)]
+    )
+
+    with caplog.at_level(logging.WARNING, logger="pokewatch.sources.pokemontcg"):
+        rows = source.collect("sv1", dt.date(2024, 6, 1), dt.date(2024, 6, 1))
+
+    assert rows["card_id"].tolist() == [
+        "sv1-1_normal",
+        "sv1-1_reverse_holofoil",
+        "sv1-81_holofoil",
+        "sv1-198_1st_edition_holofoil",
+    ]
+    assert (
+        "pokemontcg set sv1: price keys without a letter or digit, skipped (no print id can be "
+        "made of them): ' - ', '—'"
+    ) in caplog.text
+    assert "not in TCGPLAYER_PRICE_KEYS" not in caplog.text
+
+
+@responses.activate
 def test_it_cannot_backfill_a_range_that_ends_before_the_snapshot(
     source: PokemonTcgSource,
 ) -> None:

@@ -6,7 +6,8 @@ variant with a market price becomes one observation of the card print `<card id>
 dated by `tcgplayer.updatedAt`. A price key not in `TCGPLAYER_PRICE_KEYS` is kept as a print of
 its own (`sv1-1_weird`), with a warning: pokemontcg.io adds a key when TCGplayer prices a new
 kind of print, and dropping it would lose that print's prices, filing them under another print
-would mix two prices in one history.
+would mix two prices in one history. A key with no letter or digit (`—`) names no print: it is
+skipped, with a warning naming it.
 
 Pages are fetched one after the other and may overlap (a card moved onto the next page while
 the list was read): a card seen twice is kept once, as first seen.
@@ -163,11 +164,19 @@ class PokemonTcgSource:
         where = f"{self.name} set {set_id}"
         params = {"q": f"set.id:{set_id}", "select": CARD_FIELDS}
         cards = self._paged("cards", PokemonTcgCard, params)
+        unnamed: set[str] = set()
         candidates = (
-            row for card in cards for row in self._observations(card) if row["date"] <= end
+            row for card in cards for row in self._observations(card, unnamed) if row["date"] <= end
         )
         with naming(where):
             frame = observations_frame(candidates, where=where)
+        if unnamed:
+            logger.warning(
+                "%s: price keys without a letter or digit, skipped (no print id can be made of "
+                "them): %s",
+                where,
+                ", ".join(repr(key) for key in sorted(unnamed)),
+            )
         unknown = sorted(set(frame["variant"]) - set(KNOWN_VARIANTS))
         if unknown:
             logger.warning(
@@ -200,14 +209,19 @@ class PokemonTcgSource:
             number += 1
 
     @staticmethod
-    def _observations(card: PokemonTcgCard) -> Iterator[dict[str, Any]]:
-        """One candidate observation per variant with a market price."""
+    def _observations(card: PokemonTcgCard, unnamed: set[str]) -> Iterator[dict[str, Any]]:
+        """One candidate observation per variant with a market price; a price key that names
+        no variant (no letter or digit: `—`) is added to `unnamed` instead, as `sv1-1_` would
+        be a print id with no variant."""
         if card.tcgplayer is None:
             return
         for key, price in card.tcgplayer.prices.items():
             if price is None or not price.market:  # null or 0: no price, as in the CSV format
                 continue
             variant = variant_name(key)
+            if not variant:
+                unnamed.add(key)
+                continue
             yield {
                 "card_id": card_print_id(card.id, variant),
                 "name": card.name,
