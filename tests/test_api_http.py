@@ -204,14 +204,52 @@ def test_hostile_paths_are_4xx(client: Client, path: str) -> None:
     assert isinstance(answer.body, dict)
 
 
-@pytest.mark.parametrize("card_id", ["%E3%83%94%E3%82%AB", "%FF", "%22", "%5C"])
-def test_a_percent_encoded_path_is_read_as_utf8(client: Client, card_id: str) -> None:
-    # WSGI hands the path over as latin-1; API Gateway's event has it decoded as UTF-8, so a
-    # card id in another script is a card id the API refuses by name, not mojibake with no route.
-    # Bytes that are not UTF-8 (`%FF`) or a quote are refused by name too, not 404 no_route.
+@pytest.mark.parametrize("card_id", ["%E3%83%94%E3%82%AB", "%FF", "%22", "%5C", "a%2Fb"])
+def test_a_percent_encoded_card_id_is_refused_by_name(client: Client, card_id: str) -> None:
+    # API Gateway routes on the path as sent and hands the handler the card id still encoded:
+    # an id in another script, bytes that are not UTF-8 (`%FF`) or an escaped `/` are card ids
+    # the API refuses by name, not 404 no_route (nor, for `a%2Fb`, a path with no route).
     answer = client.request("GET", f"/cards/{card_id}")
     assert_error(answer, 422, "invalid_request")
     assert answer.body["details"][0]["field"] == "path.card_id"
+
+
+class Recorder:
+    """Stands in for the functions: keeps each event and answers 200."""
+
+    def __init__(self) -> None:
+        self.events: list[dict[str, Any]] = []
+
+    def invoke(self, function: str, event: dict[str, Any]) -> dict[str, Any]:
+        """Keep the event."""
+        self.events.append(event)
+        return {"statusCode": 200, "headers": {"Content-Type": "application/json"}, "body": "{}"}
+
+
+def test_the_event_has_the_path_as_sent_and_the_query_decoded() -> None:
+    # As API Gateway (REST) builds it: `path` and `pathParameters` keep the client's
+    # percent-escapes, the query string parameters are decoded. The server decoded the path.
+    recorder = Recorder()
+    server = make_server(
+        ApiGatewayApp(SamTemplate(ROOT / "template.yaml"), recorder), "127.0.0.1", 0
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        client = Client(server.effective_port)
+        assert (
+            client.request("GET", "/cards/sv1-25%5Fholo%2Fx%20y?set=%20sv1&q=a%2Bb+c").status == 200
+        )
+        assert client.request("GET", "/cards/%E3%83%94").status == 200
+    finally:
+        server.close()
+        thread.join(timeout=5)
+    event, other = recorder.events
+    assert event["path"] == event["requestContext"]["path"] == "/cards/sv1-25%5Fholo%2Fx%20y"
+    assert event["pathParameters"] == {"card_id": "sv1-25%5Fholo%2Fx%20y"}
+    assert event["resource"] == "/cards/{card_id}"
+    assert event["queryStringParameters"] == {"set": " sv1", "q": "a+b c"}
+    assert other["pathParameters"] == {"card_id": "%E3%83%94"}
 
 
 @pytest.mark.parametrize(

@@ -13,7 +13,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable
 from typing import Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, urlsplit
 
 from pokewatch_local.lambda_runtime import LocalLambda
 from pokewatch_local.template import Route, SamTemplate
@@ -120,10 +120,16 @@ class ApiGatewayApp:
 
 
 def _request_path(environ: dict[str, Any]) -> str:
-    """The request's path decoded as UTF-8, as API Gateway puts it in the event: WSGI gives the
-    percent-decoded bytes as latin-1 text (PEP 3333), which made `/cards/%E3%83%94` mojibake."""
-    raw = environ.get("PATH_INFO") or "/"
-    return raw.encode("latin-1").decode("utf-8", errors="replace")
+    """The request's path as the client sent it, percent-escapes and all: API Gateway (REST)
+    routes on it and puts it in the event's `path` and `pathParameters` undecoded
+    (`/cards/a%2Fb` is the card id `a%2Fb`; only the query string is decoded). WSGI's PATH_INFO
+    is decoded, so the request target is read from waitress's REQUEST_URI instead."""
+    target = environ.get("REQUEST_URI") or "/"
+    if not target.startswith("/"):  # the absolute form, `GET http://host/cards`
+        target = urlsplit(target).path or "/"
+    path = target.split("?", 1)[0].split("#", 1)[0]
+    # Bytes a client sent unescaped arrive as latin-1 text (PEP 3333); they were UTF-8.
+    return path.encode("latin-1").decode("utf-8", errors="replace")
 
 
 def _status_line(status: int) -> str:
