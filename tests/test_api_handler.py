@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import gc
+import gzip
 import io
 import json
 import logging
@@ -537,6 +538,30 @@ def test_a_request_without_a_body_is_told_so(api: ModuleType, path: str) -> None
 def test_a_binary_body_that_is_not_utf8_is_400(api: ModuleType) -> None:
     status, body = invoke(api, "POST", "/predict", raw_body="//79", base64_body=True)
     assert_error(status, body, 400, "invalid_encoding")
+    identity = {"Content-Encoding": "identity"}
+    status, body = invoke(
+        api, "POST", "/predict", raw_body="//79", base64_body=True, headers=identity
+    )
+    assert_error(status, body, 400, "invalid_encoding")
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "BR", "x-gzip, identity"])
+def test_a_body_still_compressed_is_415_naming_its_encoding(api: ModuleType, encoding: str) -> None:
+    # It was 400 "not UTF-8 text". API Gateway decompresses gzip and deflate itself, so this is
+    # a request that came some other way.
+    compressed = base64.b64encode(gzip.compress(json.dumps({"card_id": CARD}).encode())).decode()
+    headers = {"Content-Encoding": encoding}
+    status, body = invoke(
+        api, "POST", "/predict", raw_body=compressed, base64_body=True, headers=headers
+    )
+    assert_error(status, body, 415, "unsupported_media_type")
+    assert body["message"] == (
+        f"the request body is compressed (Content-Encoding: {encoding}); "
+        "send it as uncompressed JSON"
+    )
+    # Decompressed (by API Gateway), with the header left in the event, it is answered.
+    status, _ = invoke(api, "POST", "/predict", body={"card_id": CARD}, headers=headers)
+    assert status == 200
 
 
 def test_an_unknown_route_is_a_json_404(api: ModuleType) -> None:

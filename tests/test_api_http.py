@@ -3,12 +3,14 @@ process), started in a thread on a free port, and once the `pokewatch serve` com
 
 from __future__ import annotations
 
+import gzip
 import http.client
 import json
 import os
 import re
 import subprocess
 import threading
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -89,9 +91,10 @@ def server_for() -> Iterator[Any]:
             if not stopping.is_set():
                 raise
 
-    def start(store: LocalStore) -> Client:
+    def start(store: LocalStore, functions: Any = None) -> Client:
+        """A server over `store`; `functions` stands in for the template's if given."""
         lambdas = LocalLambda(template, {"POKEWATCH_STORE": store.uri})
-        server = make_server(ApiGatewayApp(template, lambdas), "127.0.0.1", 0)
+        server = make_server(ApiGatewayApp(template, functions or lambdas), "127.0.0.1", 0)
         thread = threading.Thread(target=run, args=(server,), daemon=True)
         thread.start()
         started.append((server, thread, lambdas))
@@ -226,24 +229,15 @@ class Recorder:
         return {"statusCode": 200, "headers": {"Content-Type": "application/json"}, "body": "{}"}
 
 
-def test_the_event_has_the_path_as_sent_and_the_query_decoded() -> None:
+def test_the_event_has_the_path_as_sent_and_the_query_decoded(
+    server_for: Any, tmp_path: Path
+) -> None:
     # As API Gateway (REST) builds it: `path` and `pathParameters` keep the client's
     # percent-escapes, the query string parameters are decoded. The server decoded the path.
     recorder = Recorder()
-    server = make_server(
-        ApiGatewayApp(SamTemplate(ROOT / "template.yaml"), recorder), "127.0.0.1", 0
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    try:
-        client = Client(server.effective_port)
-        assert (
-            client.request("GET", "/cards/sv1-25%5Fholo%2Fx%20y?set=%20sv1&q=a%2Bb+c").status == 200
-        )
-        assert client.request("GET", "/cards/%E3%83%94").status == 200
-    finally:
-        server.close()
-        thread.join(timeout=5)
+    client = server_for(LocalStore(tmp_path), recorder)
+    assert client.request("GET", "/cards/sv1-25%5Fholo%2Fx%20y?set=%20sv1&q=a%2Bb+c").status == 200
+    assert client.request("GET", "/cards/%E3%83%94").status == 200
     event, other = recorder.events
     assert event["path"] == event["requestContext"]["path"] == "/cards/sv1-25%5Fholo%2Fx%20y"
     assert event["pathParameters"] == {"card_id": "sv1-25%5Fholo%2Fx%20y"}
@@ -268,6 +262,51 @@ def test_bodies_that_are_not_json_text_are_4xx(
 ) -> None:
     answer = client.request("POST", "/predict", body, headers)
     assert answer.status == status, answer
+
+
+def _deflate(data: bytes) -> bytes:
+    return zlib.compress(data)
+
+
+@pytest.mark.parametrize(
+    ("encoding", "encode"),
+    [("gzip", gzip.compress), ("deflate", _deflate), ("GZIP, identity", gzip.compress)],
+)
+def test_a_gzip_or_deflate_body_is_decompressed_as_api_gateway_does(
+    client: Client, encoding: str, encode: Any
+) -> None:
+    # API Gateway (REST) decompresses them before the function sees the body; here the body
+    # reached the handler compressed: 400 "not UTF-8 text".
+    body = encode(json.dumps({"card_id": CARD}).encode())
+    headers = {"Content-Type": "application/json", "Content-Encoding": encoding}
+    answer = client.request("POST", "/predict", body, headers)
+    assert answer.status == 200, answer
+    assert answer.body["card_id"] == CARD
+
+
+@pytest.mark.parametrize(
+    ("body", "encoding"),
+    [
+        (gzip.compress(b'{"card_id": "x"}'), "br"),
+        (b'{"card_id": "x"}', "compress"),
+        (b'{"card_id": "x"}', "gzip"),  # not compressed as declared
+        (gzip.compress(b'{"card_id": "x"}')[:-8], "gzip"),  # cut short
+    ],
+    ids=["br", "compress", "not gzip", "cut short"],
+)
+def test_a_coding_api_gateway_does_not_take_is_its_415(
+    client: Client, body: bytes, encoding: str
+) -> None:
+    headers = {"Content-Type": "application/json", "Content-Encoding": encoding}
+    answer = client.request("POST", "/predict", body, headers)
+    assert (answer.status, answer.body) == (415, {"message": "Unsupported Media Type"})
+
+
+def test_a_body_that_inflates_past_the_limit_is_413(client: Client) -> None:
+    bomb = gzip.compress(b" " * (11 * 1024 * 1024))
+    headers = {"Content-Type": "application/json", "Content-Encoding": "gzip"}
+    answer = client.request("POST", "/predict", bomb, headers)
+    assert (answer.status, answer.body) == (413, {"message": "Request Too Long"})
 
 
 def test_the_pokewatch_serve_command(tmp_path: Path) -> None:

@@ -73,6 +73,7 @@ from pokewatch.api_errors import (
     invalid_request,
     query_problems,
     request_problems,
+    undecodable_body,
 )
 from pokewatch.api_schemas import (
     DIGITS_ONLY,
@@ -152,7 +153,7 @@ def _too_large(exc: BodyTooLarge) -> Response:
 @app.exception_handler(UnicodeDecodeError)
 def _not_utf8(_: UnicodeDecodeError) -> Response:
     # Powertools decodes a base64 (binary) body as UTF-8 before parsing it.
-    return error_response(400, "invalid_encoding", "the request body is not UTF-8 text")
+    return undecodable_body(app.current_event.raw_event)
 
 
 @app.exception_handler(ModelUnavailable)

@@ -11,6 +11,7 @@ import http
 import json
 import time
 import uuid
+import zlib
 from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -20,6 +21,10 @@ from pokewatch_local.template import Route, SamTemplate
 
 #: API Gateway's payload limit.
 MAX_BODY_BYTES = 10 * 1024 * 1024
+#: The content codings API Gateway (REST) decompresses a request body from, by default, before
+#: the integration sees it (with the Content-Encoding header left in the event); another coding,
+#: or a body that is not in the coding it declares, is its 415 (`identity` is no coding).
+_INFLATE_WBITS = {"gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}
 STAGE = "local"
 
 StartResponse = Callable[[str, list[tuple[str, str]]], Any]
@@ -90,7 +95,14 @@ class ApiGatewayApp:
             # API Gateway's answer to a path or method it has no resource for.
             return _answer(start_response, 403, {"message": "Missing Authentication Token"})
         route, params = matched[0]
-        body = environ["wsgi.input"].read(length) if length else b""
+        body = _decompressed(
+            environ["wsgi.input"].read(length) if length else b"",
+            environ.get("HTTP_CONTENT_ENCODING", ""),
+        )
+        if body is None:
+            return _answer(start_response, 415, {"message": "Unsupported Media Type"})
+        if len(body) > MAX_BODY_BYTES:
+            return _answer(start_response, 413, {"message": "Request Too Long"})
         headers = {
             key[5:].replace("_", "-").title(): value
             for key, value in environ.items()
@@ -117,6 +129,28 @@ class ApiGatewayApp:
         took_ms = (time.perf_counter() - started) * 1000
         print(f"{method} {path} → {response.get('statusCode')} ({took_ms:.1f} ms)", flush=True)
         return _proxy_answer(start_response, response)
+
+
+def _decompressed(body: bytes, content_encoding: str) -> bytes | None:
+    """`body` decompressed from the codings its Content-Encoding lists, as API Gateway does, or
+    None for a coding it does not take or a body not in the coding declared. Inflating stops
+    past MAX_BODY_BYTES: a small body can inflate to any size."""
+    codings = [c.strip().lower() for c in content_encoding.split(",") if c.strip()]
+    for coding in reversed(codings):  # listed in the order they were applied
+        if coding == "identity" or not body:
+            continue
+        if coding not in _INFLATE_WBITS:
+            return None
+        inflater = zlib.decompressobj(_INFLATE_WBITS[coding])
+        try:
+            body = inflater.decompress(body, MAX_BODY_BYTES + 1)
+        except zlib.error:
+            return None
+        if len(body) > MAX_BODY_BYTES:
+            return body
+        if not inflater.eof:  # cut short
+            return None
+    return body
 
 
 def _request_path(environ: dict[str, Any]) -> str:

@@ -23,7 +23,8 @@ ERROR_MEANINGS = {
     400: "an invalid listing cursor, or a body that is not UTF-8",
     404: "no such card, or no price of it by that date",
     413: "the request body is too large",
-    415: "the request body is not JSON (Content-Type: application/json)",
+    415: "the request body is not JSON (Content-Type: application/json), or it is still "
+    "compressed (Content-Encoding)",
     422: "invalid input (also a query parameter the route does not take, or one given twice): "
     "`details` names each field and its problem",
     503: "no model is in service; `message` says why",
@@ -110,6 +111,27 @@ def _problem(error: dict[str, Any]) -> str:
     if error.get("type") == "missing" and tuple(error.get("loc", ())) == ("body",):
         return "the request has no body; send a JSON object"  # pydantic: "Field required"
     return error_message(error)
+
+
+def undecodable_body(event: Mapping[str, Any]) -> Response:
+    """The answer to a request whose body is not UTF-8 text: a 400, or the 415 naming its
+    Content-Encoding when it declares one. API Gateway decompresses gzip and deflate bodies (and
+    refuses other codings with a 415 of its own) but passes the header on, so a compressed body
+    reaches the handler only through another front, or a direct invocation."""
+    encoding = (_header(event, "content-encoding") or "").strip()
+    if encoding and encoding.lower() != "identity":
+        message = (
+            f"the request body is compressed (Content-Encoding: {encoding}); "
+            "send it as uncompressed JSON"
+        )
+        return error_response(415, "unsupported_media_type", message)
+    return error_response(400, "invalid_encoding", "the request body is not UTF-8 text")
+
+
+def _header(event: Mapping[str, Any], lower_name: str) -> str | None:
+    """The value of a request header, whatever the case of its name (RFC 9110, 5.1)."""
+    headers = event.get("headers") or {}
+    return next((value for key, value in headers.items() if key.lower() == lower_name), None)
 
 
 def checked_content_type(event: dict) -> tuple[dict | None, dict]:
