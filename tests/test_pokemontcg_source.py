@@ -30,6 +30,15 @@ KEY = "ptcg-key-5f1e2d3c4b5a"
 PARAMETER = "/pokewatch/test/pokemontcg-api-key"
 
 
+#: The prints of the two recorded pages of set sv1 that have a market price, in order.
+SV1_PRINTS = [
+    "sv1-1_normal",
+    "sv1-1_reverse_holofoil",
+    "sv1-81_holofoil",
+    "sv1-198_1st_edition_holofoil",
+]
+
+
 def fixture(name: str) -> dict[str, Any]:
     return json.loads((FIXTURES / name).read_text(encoding="utf-8"))
 
@@ -66,12 +75,7 @@ def test_collect_walks_every_page_and_keeps_one_row_per_priced_variant(
 
     assert list(rows.columns) == list(HISTORY_COLUMNS)
     # A null market price (sv1-198 holofoil) and a card without tcgplayer (sv1-258) are skipped.
-    assert rows["card_id"].tolist() == [
-        "sv1-1_normal",
-        "sv1-1_reverse_holofoil",
-        "sv1-81_holofoil",
-        "sv1-198_1st_edition_holofoil",
-    ]
+    assert rows["card_id"].tolist() == SV1_PRINTS
     miraidon = rows.set_index("card_id").loc["sv1-81_holofoil"]
     assert miraidon["market_price"] == 2.31
     assert (miraidon["low_price"], miraidon["high_price"]) == (1.5, 20.0)
@@ -179,14 +183,19 @@ def test_a_card_on_two_pages_is_kept_once_as_first_seen(
 
     rows = source.collect("sv1", dt.date(2024, 6, 1), dt.date(2024, 6, 1))
 
-    assert rows["card_id"].tolist() == [
-        "sv1-1_normal",
-        "sv1-1_reverse_holofoil",
-        "sv1-81_holofoil",
-        "sv1-198_1st_edition_holofoil",
-    ]
+    assert rows["card_id"].tolist() == SV1_PRINTS
     assert rows.set_index("card_id").loc["sv1-81_holofoil", "market_price"] == 2.31
     assert "seen again on a later page, each kept once: 1 (first: 'sv1-81')" in caplog.text
+
+
+def serve_sv1_with_prices(prices: dict[str, Any]) -> None:
+    """The two recorded pages of set sv1, with `prices` added to its first card's."""
+    page = fixture("cards_sv1_page1.json")
+    page["data"][0]["tcgplayer"]["prices"].update(prices)
+    responses.get(f"{BASE}/cards", json=page, match=[cards_query("sv1", 1)])
+    responses.get(
+        f"{BASE}/cards", json=fixture("cards_sv1_page2.json"), match=[cards_query("sv1", 2)]
+    )
 
 
 @responses.activate
@@ -195,12 +204,7 @@ def test_an_unknown_price_key_is_a_print_of_its_own_with_a_warning(
 ) -> None:
     # A key pokemontcg.io adds for a new kind of print: its prices are that print's, neither
     # dropped nor filed under another print; the warning says TCGPLAYER_PRICE_KEYS lacks it.
-    page = fixture("cards_sv1_page1.json")
-    page["data"][0]["tcgplayer"]["prices"]["pokeballReverseHolofoil"] = {"market": 3.75}
-    responses.get(f"{BASE}/cards", json=page, match=[cards_query("sv1", 1)])
-    responses.get(
-        f"{BASE}/cards", json=fixture("cards_sv1_page2.json"), match=[cards_query("sv1", 2)]
-    )
+    serve_sv1_with_prices({"pokeballReverseHolofoil": {"market": 3.75}})
 
     rows = source.collect("sv1", dt.date(2024, 6, 1), dt.date(2024, 6, 1)).set_index("card_id")
 
@@ -218,23 +222,12 @@ def test_a_price_key_without_a_letter_or_digit_is_skipped_and_named(
     source: PokemonTcgSource, caplog: pytest.LogCaptureFixture
 ) -> None:
     # Its variant name is empty: it made the print id `sv1-1_`, a print with no variant.
-    page = fixture("cards_sv1_page1.json")
-    page["data"][0]["tcgplayer"]["prices"]["—"] = {"market": 3.75}
-    page["data"][0]["tcgplayer"]["prices"][" - "] = {"market": 4.5}
-    responses.get(f"{BASE}/cards", json=page, match=[cards_query("sv1", 1)])
-    responses.get(
-        f"{BASE}/cards", json=fixture("cards_sv1_page2.json"), match=[cards_query("sv1", 2)]
-    )
+    serve_sv1_with_prices({"—": {"market": 3.75}, " - ": {"market": 4.5}})
 
     with caplog.at_level(logging.WARNING, logger="pokewatch.sources.pokemontcg"):
         rows = source.collect("sv1", dt.date(2024, 6, 1), dt.date(2024, 6, 1))
 
-    assert rows["card_id"].tolist() == [
-        "sv1-1_normal",
-        "sv1-1_reverse_holofoil",
-        "sv1-81_holofoil",
-        "sv1-198_1st_edition_holofoil",
-    ]
+    assert rows["card_id"].tolist() == SV1_PRINTS
     assert (
         "pokemontcg set sv1: price keys without a letter or digit, skipped (no print id can be "
         "made of them): ' - ', '—'"
