@@ -50,6 +50,27 @@ def test_a_writable_local_store_is_made_and_left_empty_by_its_check(tmp_path: Pa
     assert store.root.is_dir() and not any(store.root.iterdir())
 
 
+def test_the_checks_of_two_runs_started_at_once_both_pass(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The other run's check falls between this one's write and its removal of the same probe:
+    # this one failed with "cannot write there (No such file or directory)".
+    store = LocalStore(tmp_path)
+    other = LocalStore(tmp_path)
+    write = LocalStore._replace
+    interleaved: list[Path] = []
+
+    def then_the_other_check(path: Path, data: bytes) -> None:
+        write(path, data)
+        if not interleaved:
+            interleaved.append(path)
+            other.check_writable()
+
+    monkeypatch.setattr(LocalStore, "_replace", staticmethod(then_the_other_check))
+    store.check_writable()
+    assert interleaved and not any(tmp_path.iterdir())
+
+
 def test_local_store_rejects_keys_outside_it(local_store: LocalStore) -> None:
     with pytest.raises(ValueError, match="escapes"):
         local_store.put_bytes("../outside.txt", b"x")

@@ -76,7 +76,8 @@ class LocalStore:
         probe = self.root / ".write-check"
         self.root.mkdir(parents=True, exist_ok=True)
         self._replace(probe, b"")
-        probe.unlink()
+        # Another run's check (two runs started at once) may have removed it already.
+        probe.unlink(missing_ok=True)
 
     def _path(self, key: str) -> Path:
         path = (self.root / key).resolve()
