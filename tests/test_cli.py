@@ -16,6 +16,7 @@ import pytest
 from market_fixtures import synthetic_market
 from moto import mock_aws
 
+from pokewatch import steps
 from pokewatch.store import LocalStore
 from pokewatch_local.cli import main
 
@@ -331,14 +332,14 @@ def test_a_run_beyond_the_request_limits_is_refused_before_it_starts(
 
 
 def test_a_run_dated_in_the_future_is_refused_before_it_starts(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    tomorrow = dt.datetime.now(dt.UTC).date() + dt.timedelta(days=1)
-    later = (tomorrow + dt.timedelta(days=1)).isoformat()
-    code, out, err = _run(capsys, "pipeline", "run", "--as-of", later, "--store", str(tmp_path))
+    monkeypatch.setattr(steps, "utc_today", lambda: dt.date(2026, 12, 31))
+    argv = ["--as-of", "2027-01-02", "--store", str(tmp_path)]
+    code, out, err = _run(capsys, "pipeline", "run", *argv)
     assert (code, out) == (2, "")
     assert err == (
-        f"pokewatch: error: --as-of: must not be after {tomorrow} (tomorrow, UTC): "
+        "pokewatch: error: --as-of: must not be after 2027-01-01 (tomorrow, UTC): "
         "that day has not come yet\n"
     )
     assert not any(tmp_path.iterdir())

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from pokewatch import keys
+from pokewatch import keys, steps
 from pokewatch.history import load_raw_history
 from pokewatch.pipeline.collect import collect_set
 from pokewatch.pipeline.plan import plan_run
@@ -50,13 +50,22 @@ def test_an_as_of_out_of_range_is_an_invalid_request(as_of: str) -> None:
         RunRequest.model_validate({"as_of": as_of})
 
 
-def test_an_as_of_after_tomorrow_is_an_invalid_request() -> None:
+def test_an_as_of_after_tomorrow_is_an_invalid_request(monkeypatch: pytest.MonkeyPatch) -> None:
     # A run dated 2031 simulated five years of sample prices that have not happened and put a
     # model "as of 2031" in service; tomorrow is allowed, as it is already today east of UTC.
-    tomorrow = dt.datetime.now(dt.UTC).date() + dt.timedelta(days=1)
-    assert RunRequest(as_of=tomorrow).as_of == tomorrow
-    with pytest.raises(ValidationError, match=rf"as_of\n.*must not be after {tomorrow}"):
-        RunRequest(as_of=tomorrow + dt.timedelta(days=1))
+    # The day is fixed: read from the clock, a midnight between the test's reading and the
+    # validator's moved the boundary under it.
+    monkeypatch.setattr(steps, "utc_today", lambda: dt.date(2026, 12, 31))
+    assert RunRequest(as_of=dt.date(2027, 1, 1)).as_of == dt.date(2027, 1, 1)
+    with pytest.raises(ValidationError, match=r"as_of\n.*must not be after 2027-01-01"):
+        RunRequest(as_of=dt.date(2027, 1, 2))
+
+
+def test_today_is_the_date_in_utc() -> None:
+    before = dt.datetime.now(dt.UTC).date()
+    assert before <= steps.utc_today() <= dt.datetime.now(dt.UTC).date()
+    with pytest.raises(ValidationError, match="must not be after"):
+        RunRequest(as_of=before + dt.timedelta(days=3))
 
 
 def test_each_set_resumes_after_its_own_last_collection(tmp_path: Path) -> None:

@@ -50,10 +50,15 @@ def not_after_today(day: dt.date) -> dt.date:
     UTC date, which is already today east of UTC). A run dated in the future collected days
     that have not happened (the sample market simulated them) and promoted a model whose data
     was "as of" that day."""
-    latest = dt.datetime.now(dt.UTC).date() + dt.timedelta(days=1)
+    latest = utc_today() + dt.timedelta(days=1)
     if day > latest:
         raise ValueError(f"must not be after {latest} (tomorrow, UTC): that day has not come yet")
     return day
+
+
+def utc_today() -> dt.date:
+    """Today's date in UTC: the day the pipeline's steps call today."""
+    return dt.datetime.now(dt.UTC).date()
 
 
 class RunConfig(StepModel):
