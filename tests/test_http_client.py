@@ -6,13 +6,13 @@ import datetime as dt
 import email.utils
 import http.server
 import logging
-import threading
 from collections.abc import Iterator
 from typing import ClassVar
 
 import pytest
 import requests
 import responses
+from http_fixtures import local_http_server
 from pydantic import BaseModel
 
 from pokewatch.sources.base import SourceError, TransientSourceError
@@ -258,15 +258,8 @@ class _AwkwardServer(http.server.BaseHTTPRequestHandler):
 def local_server() -> Iterator[str]:
     _AwkwardServer.requests_seen = 0
     _AwkwardServer.keys_seen = []
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _AwkwardServer)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        thread.join()
-        server.server_close()
+    with local_http_server(_AwkwardServer) as url:
+        yield url
 
 
 def test_a_body_cut_short_is_retried(local_server: str, sleeps: Sleeps) -> None:

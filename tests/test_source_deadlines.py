@@ -9,13 +9,13 @@ import datetime as dt
 import gzip
 import http.server
 import json
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import responses
+from http_fixtures import local_http_server
 
 from pokewatch import invocation
 from pokewatch.settings import Settings
@@ -74,15 +74,8 @@ class _Trickle(http.server.BaseHTTPRequestHandler):
 @pytest.fixture
 def trickling() -> Iterator[str]:
     _Trickle.requests_seen = 0
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Trickle)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        thread.join()
-        server.server_close()
+    with local_http_server(_Trickle) as url:
+        yield url
 
 
 def test_a_trickling_body_times_out_at_the_deadline_and_is_retried(trickling: str) -> None:
