@@ -12,6 +12,7 @@ import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 import responses
@@ -34,16 +35,18 @@ INTERVAL = 0.03
 
 class _Trickle(http.server.BaseHTTPRequestHandler):
     """Answers 200 with `PAGE`, one byte every `INTERVAL` seconds, or on `/gzip` at once,
-    compressed, in chunks; counts the requests."""
+    compressed, in chunks; counts the requests and the connections they came on."""
 
     protocol_version = "HTTP/1.1"  # for chunked bodies
     requests_seen = 0
+    connections: ClassVar[set[tuple[str, int]]] = set()
 
     def log_message(self, format: str, *args: object) -> None:
         pass  # the test output stays clean
 
     def do_GET(self) -> None:
         type(self).requests_seen += 1
+        type(self).connections.add(self.client_address)
         if self.path.startswith("/gzip"):
             self._gzipped_chunks()
             return
@@ -74,6 +77,7 @@ class _Trickle(http.server.BaseHTTPRequestHandler):
 @pytest.fixture
 def trickling() -> Iterator[str]:
     _Trickle.requests_seen = 0
+    _Trickle.connections = set()
     with local_http_server(_Trickle) as url:
         yield url
 
@@ -101,6 +105,18 @@ def test_a_compressed_chunked_body_is_read_whole(trickling: str) -> None:
     client = HttpClient(trickling, deadline_seconds=2)
 
     assert client.get_json(f"{trickling}/gzip") == json.loads(PAGE)
+
+
+def test_a_body_read_whole_leaves_its_connection_to_the_next_request(trickling: str) -> None:
+    # The client reads each body itself: read to its end, the connection goes back to the pool,
+    # and a collect's hundreds of pages do not each open a connection (a TLS handshake each).
+    client = HttpClient(trickling, deadline_seconds=2)
+
+    for _ in range(3):
+        client.get_json(f"{trickling}/gzip")
+
+    assert _Trickle.requests_seen == 3
+    assert len(_Trickle.connections) == 1
 
 
 def test_the_deadline_is_a_setting(monkeypatch: pytest.MonkeyPatch) -> None:
