@@ -715,14 +715,14 @@ def test_a_typo_price_is_kept_and_named_with_its_line(
     result = read_long_csv(path)
 
     assert 99_999.0 in result.history["market_price"].to_numpy()  # the reader loses nothing
-    assert [r.getMessage() for r in caplog.records] == [
+    assert _source_logs(caplog) == [
         f"{path}: 1 isolated price spike (a price ×20 or more away from both the card's "
         "previous and next prices, which agree) left out of the features, training and "
         f"backtest: sv1-2_normal on 2024-01-21 priced 99999 between 5 and 5.2 at {path}:8"
     ]
     caplog.clear()
     read_long_csv(path, spike_factor=1e6)
-    assert caplog.records == []
+    assert _source_logs(caplog) == []
 
 
 def test_a_real_lasting_jump_is_not_a_spike(
@@ -731,4 +731,4 @@ def test_a_real_lasting_jump_is_not_a_spike(
     # A card that jumped ×24 in a week (a tournament win) and stayed there.
     lines = _weekly_rows("sv1-2_normal", ["5.10", "5.00", "120", "125", "131", "118"])
     read_long_csv(write_csv(tmp_path / "p.csv", lines))
-    assert caplog.records == []
+    assert _source_logs(caplog) == []

@@ -11,6 +11,7 @@ import pytest
 
 from pokewatch import keys
 from pokewatch.history import from_parquet_bytes, to_parquet_bytes
+from pokewatch.pipeline import preprocess
 from pokewatch.pipeline.preprocess import NoDataCollected, build_dataset
 from pokewatch.settings import Settings
 from pokewatch.sources.base import normalise_history
@@ -72,7 +73,7 @@ def test_a_typo_price_stays_in_the_history_and_is_named_and_left_out_of_the_feat
     features = from_parquet_bytes(store.get_bytes(dataset.features_key))
     assert history["market_price"].tolist() == prices
     assert 99_999.0 not in features["market_price"].tolist() and len(features) == 5
-    assert [r.getMessage() for r in caplog.records] == [
+    assert [r.getMessage() for r in caplog.records if r.name == preprocess.logger.name] == [
         "run r1: 1 isolated price spike (a price ×20 or more away from both the card's previous "
         "and next prices, which agree) left out of the features, training and backtest: "
         f"sv1-2_normal on {days[2]} priced 99999 between 5 and 5.2"
