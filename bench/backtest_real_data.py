@@ -36,7 +36,9 @@ def history_from_arguments(description: str) -> tuple[Path, pd.DataFrame, Settin
     args = parser.parse_args()
     settings = Settings(horizon_days=args.horizon_days)
     started = time.perf_counter()
-    history = read_long_csv(args.input, settings.csv_max_bad_share).history
+    history = read_long_csv(
+        args.input, settings.csv_max_bad_share, settings.price_spike_factor
+    ).history
     return args.input, history, settings, time.perf_counter() - started
 
 

@@ -74,7 +74,7 @@ def main() -> None:
     """Fit and judge every window, then print one JSON object."""
     started = time.perf_counter()
     source, history, settings, _ = history_from_arguments(__doc__.splitlines()[0])
-    features = build_features(history, settings.horizon_days)
+    features = build_features(history, settings.horizon_days, settings.price_spike_factor)
     first_origin = origin_dates(features, settings)[0]
     last_cut = first_origin - pd.Timedelta(days=settings.horizon_days)
     windows: list[dict] = []
