@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import gzip
+import re
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
@@ -732,3 +733,58 @@ def test_a_real_lasting_jump_is_not_a_spike(
     lines = _weekly_rows("sv1-2_normal", ["5.10", "5.00", "120", "125", "131", "118"])
     read_long_csv(write_csv(tmp_path / "p.csv", lines))
     assert _source_logs(caplog) == []
+
+
+@pytest.mark.parametrize(
+    "content", [b"", b"\n\n", gzip.compress(b"")], ids=["empty", "blank", "gz"]
+)
+def test_an_empty_file_is_named_as_empty(tmp_path: Path, content: bytes) -> None:
+    # It was pandas' "cannot read CSV: No columns to parse from file".
+    path = tmp_path / "p.csv"
+    path.write_bytes(content)
+
+    with pytest.raises(SourceError) as caught:
+        read_long_csv(path)
+
+    assert (
+        str(caught.value)
+        == f"{path}: the file is empty (no header line naming the columns, no rows)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("lines", "line"),
+    [
+        (['sv1-1_normal,2024-01-07,"1.25'], 2),  # was "row 1"
+        ([*GOOD[:2], "", 'sv1-1_normal,2024-01-21,"1.25', *GOOD[2:]], 5),
+    ],
+)
+def test_an_unclosed_quote_names_the_line_it_opens_on(
+    tmp_path: Path, lines: list[str], line: int
+) -> None:
+    path = write_csv(tmp_path / "p.csv", lines)
+
+    with pytest.raises(SourceError) as caught:
+        read_long_csv(path)
+
+    assert str(caught.value).startswith(
+        f"{path}:{line}: a quoted field opens on this line and is never closed"
+    )
+
+
+def test_an_unclosed_quote_in_the_header_is_line_1(tmp_path: Path) -> None:
+    path = tmp_path / "p.csv"
+    path.write_text('card_id,"date,market_price\nsv1-1_normal,2024-01-07,1\n', "utf-8")
+
+    with pytest.raises(SourceError, match=rf"^{re.escape(str(path))}:1: a quoted field opens"):
+        read_long_csv(path)
+
+
+def test_a_later_row_longer_than_the_spare_fields_names_its_line(tmp_path: Path) -> None:
+    # pandas' own "Error tokenizing data. C error: Expected 14 fields in line 4, saw 16".
+    path = write_csv(tmp_path / "p.csv", [*GOOD[:2], GOOD[2] + ",a,b,c,d,e,f"])
+
+    with pytest.raises(SourceError) as caught:
+        read_long_csv(path)
+
+    assert str(caught.value).startswith(f"{path}:4: more than 14 fields, and the header has 10")

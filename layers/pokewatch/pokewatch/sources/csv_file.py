@@ -89,6 +89,9 @@ _UNREADABLE: tuple[type[Exception], ...] = (
 #: The first bytes of a gzip stream: a gzip file is read as one whatever its name says.
 _GZIP_MAGIC = b"\x1f\x8b"
 _TIMESTAMP = re.compile(r"^\d{4}-\d{1,2}-\d{1,2}[ T]\d{1,2}:\d{2}")
+# pandas' tokenizer errors, whose row numbers `_parser_error` turns into lines.
+_UNCLOSED_QUOTE = re.compile(r"EOF inside string starting at row (\d+)")
+_LONG_ROW = re.compile(r"Expected (\d+) fields in line (\d+), saw \d+")
 
 
 class BadRow(BaseModel):
@@ -198,16 +201,19 @@ def _read_text_table(path: str | Path) -> pd.DataFrame:
             header, raw = _read_csv(path)
         except UnicodeDecodeError as e:
             raise SourceError(_not_utf8(path, e)) from e
-    except _UNREADABLE as e:  # pandas' ParserError and EmptyDataError are ValueErrors
+    except pd.errors.EmptyDataError as e:  # pandas: "No columns to parse from file"
+        raise SourceError(
+            f"{path}: the file is empty (no header line naming the columns, no rows)"
+        ) from e
+    except pd.errors.ParserError as e:
+        raise SourceError(_parser_error(path, e)) from e
+    except _UNREADABLE as e:
         raise SourceError(f"{path}: cannot read CSV: {_reason(e)}") from e
     names = [c.strip().lower() for c in header]
     if not isinstance(raw.index, pd.RangeIndex):
         # pandas turns the leading fields of rows longer than the names it was given into an
         # index: the first data row has more fields than even the spare columns hold.
-        raise SourceError(
-            f"{path}:2: more than {len(names) + _SPARE_FIELDS} fields, and the header has "
-            f"{len(names)} (is the file comma-separated, with its header on the first line?)"
-        )
+        raise SourceError(_too_many_fields(path, 2, len(names)))
     repeated = sorted({n for n in names if names.count(n) > 1})
     if repeated:
         raise SourceError(
@@ -249,6 +255,29 @@ def _read_csv(path: str | Path, encoding_errors: str = "strict") -> tuple[list[s
     return header, read(
         skiprows=1, skip_blank_lines=False, names=range(len(header) + _SPARE_FIELDS)
     )
+
+
+def _too_many_fields(path: str | Path, line: int, header_fields: int) -> str:
+    """The error of a row with more fields than the header and the spare columns hold."""
+    return (
+        f"{path}:{line}: more than {header_fields + _SPARE_FIELDS} fields, and the header has "
+        f"{header_fields} (is the file comma-separated, with its header on the first line?)"
+    )
+
+
+def _parser_error(path: str | Path, error: pd.errors.ParserError) -> str:
+    """pandas' tokenizer error as `<file>:<line>: <problem>`. pandas counts rows from 0 for an
+    unclosed quote and from 1 for a long row, the header included (lines, when no quoted field
+    holds a line break); an unclosed quote was reported as "row 1" for line 2."""
+    message = _reason(error)
+    if found := _UNCLOSED_QUOTE.search(message):
+        return (
+            f"{path}:{int(found[1]) + 1}: a quoted field opens on this line and is never closed "
+            "(a '\"' without its closing '\"'; the rest of the file was read into it)"
+        )
+    if found := _LONG_ROW.search(message):
+        return _too_many_fields(path, int(found[2]), int(found[1]) - _SPARE_FIELDS)
+    return f"{path}: cannot read CSV: {message}"
 
 
 def _reason(error: Exception) -> str:
