@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import argparse
 import datetime as dt
 import errno
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,7 +21,7 @@ from moto import mock_aws
 
 from pokewatch import steps
 from pokewatch.store import LocalStore
-from pokewatch_local.cli import main
+from pokewatch_local.cli import _parser, main
 
 
 def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
@@ -595,3 +598,50 @@ def test_backtest_leaves_out_a_typo_price_and_names_it(
     assert "isolated price spike" not in err
     assert "pairs' errors carry" in err and "a mean over the pairs is not a fair summary" in err
     assert f"its worst pairs: {card_id} priced 99999 on {date}" in err
+
+
+def _commands(
+    parser: argparse.ArgumentParser, path: tuple[str, ...] = ()
+) -> Iterator[tuple[tuple[str, ...], argparse.ArgumentParser]]:
+    """Every command of `parser` that runs something (`pipeline run`, `serve`, ...), by path."""
+    groups = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    if not groups:
+        yield path, parser
+    for group in groups:
+        for name, command in group.choices.items():
+            yield from _commands(command, (*path, name))
+
+
+def _options(parser: argparse.ArgumentParser) -> set[str]:
+    return {
+        option
+        for action in parser._actions
+        if action.help != argparse.SUPPRESS
+        for option in action.option_strings
+        if option.startswith("--") and option != "--help"
+    }
+
+
+def test_every_option_has_help_and_the_readme_table_names_the_same_options() -> None:
+    # `backtest --input`, `serve --host` and `--port` had no help at all, and no help said that
+    # the --store default comes from POKEWATCH_STORE.
+    parser = _parser()
+    readme = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
+    rows = {}
+    for line in readme.splitlines():
+        if line.startswith("| `pokewatch "):
+            command = line.split("|")[1]
+            rows[command.split()[1]] = command
+    documented: dict[str, set[str]] = {name: set() for name in rows}
+    for path, command in _commands(parser):
+        name = " ".join(path)
+        assert command.description, name
+        for action in command._actions:
+            assert action.help, f"{name} {action.dest}: no help"
+            if action.dest == "store":
+                assert "POKEWATCH_STORE" in action.help
+            if not action.option_strings:  # a positional: its name as the table writes it
+                assert f" {action.metavar}" in rows[path[0]], name
+        documented[path[0]] |= _options(command)
+    for name, row in rows.items():
+        assert set(re.findall(r"--[a-z][a-z-]*", row)) == documented[name], row

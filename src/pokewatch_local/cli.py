@@ -37,65 +37,140 @@ def _parser() -> argparse.ArgumentParser:
         prog="pokewatch", description="PokeWatch: Pokémon card fair prices, locally."
     )
     parser.add_argument(
-        "--template", default=None, help="SAM template (default: template.yaml of the project)"
+        "--template",
+        metavar="FILE",
+        default=None,
+        help="SAM template (default: template.yaml of the project)",
     )
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
 
-    pipeline = commands.add_parser("pipeline", help="the daily pipeline")
+    pipeline = _command(commands, "pipeline", "the daily pipeline")
     pipeline_commands = pipeline.add_subparsers(required=True, metavar="ACTION")
-    run = pipeline_commands.add_parser("run", help="run statemachine/pipeline.asl.json locally")
+    run = _command(
+        pipeline_commands,
+        "run",
+        "run statemachine/pipeline.asl.json locally, each Task calling its function in process",
+    )
     _store_option(run)
-    run.add_argument("--source", choices=["sample", "pokemontcg", "pricetracker", "csv"])
-    run.add_argument("--input", help="CSV file for --source csv")
+    run.add_argument(
+        "--source",
+        metavar="S",
+        choices=["sample", "pokemontcg", "pricetracker", "csv"],
+        help="price source: sample, pokemontcg, pricetracker or csv "
+        "(default: POKEWATCH_SOURCE, else sample)",
+    )
+    run.add_argument(
+        "--input",
+        metavar="PATH",
+        help="the long CSV file of --source csv (default: POKEWATCH_CSV_INPUT)",
+    )
     run.add_argument(
         "--as-of",
+        metavar="DATE",
         type=_date,
         help="collection day, YYYY-MM-DD (default: today, UTC; at most tomorrow)",
     )
-    run.add_argument("--cards", type=_positive, help="size of the sample market")
-    run.add_argument("--history-days", type=_positive, help="history to backfill on a first run")
-    run.add_argument("--sets", help="comma-separated set ids to collect (default: all)")
-    run.add_argument("--no-wait", action="store_true", help="retry without waiting (tests)")
+    run.add_argument(
+        "--cards",
+        metavar="N",
+        type=_positive,
+        help="size of the sample market (default: POKEWATCH_SAMPLE_CARDS, else 300)",
+    )
+    run.add_argument(
+        "--history-days",
+        metavar="N",
+        type=_positive,
+        help="days of history a first run backfills (default: POKEWATCH_SAMPLE_HISTORY_DAYS, "
+        "else 400; a csv file: all of it)",
+    )
+    run.add_argument(
+        "--sets",
+        metavar="a,b",
+        help="comma-separated set ids to collect (default: POKEWATCH_SETS, else every set)",
+    )
+    # For tests: retries without their waits.
+    run.add_argument("--no-wait", action="store_true", help=argparse.SUPPRESS)
     run.set_defaults(command=_pipeline_run)
 
-    serve = commands.add_parser("serve", help="serve the API as API Gateway would")
+    serve = _command(commands, "serve", "serve the API as API Gateway would")
     _store_option(serve)
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=_port, default=3000)
+    serve.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to listen on (default: %(default)s, this machine only; 0.0.0.0: every "
+        "interface)",
+    )
+    serve.add_argument(
+        "--port",
+        type=_port,
+        default=3000,
+        help="TCP port to listen on (default: %(default)s; 0: any free one)",
+    )
     serve.set_defaults(command=_serve)
 
-    invoke = commands.add_parser("invoke", help="invoke one function (no-Docker sam local invoke)")
+    invoke = _command(
+        commands,
+        "invoke",
+        "invoke one function in process (the no-Docker sam local invoke): its answer on "
+        "stdout, its logs on stderr",
+    )
     _store_option(invoke)
-    invoke.add_argument("function", help="function folder (collect) or logical id")
-    invoke.add_argument("--event", type=Path, help="event JSON file (default: {})")
+    invoke.add_argument(
+        "function", metavar="FUNCTION", help="function folder (collect) or logical id"
+    )
+    invoke.add_argument("--event", metavar="FILE", type=Path, help="event JSON file (default: {})")
     invoke.set_defaults(command=_invoke)
 
-    backtest = commands.add_parser("backtest", help="walk-forward backtest on a long CSV")
-    backtest.add_argument("--input", required=True)
-    backtest.add_argument("--horizon-days", type=_positive, default=None)
+    backtest = _command(
+        commands,
+        "backtest",
+        "walk-forward backtest on a long CSV: the metrics on stdout, notes on stderr",
+    )
+    backtest.add_argument(
+        "--input",
+        metavar="PATH",
+        required=True,
+        help="the long CSV file (plain, .gz, .bz2, .xz or a one-file .zip)",
+    )
+    backtest.add_argument(
+        "--horizon-days",
+        metavar="N",
+        type=_positive,
+        default=None,
+        help="days ahead the fair price forecasts (default: POKEWATCH_HORIZON_DAYS, else 28)",
+    )
     backtest.add_argument("--json", action="store_true", help="print one JSON object")
     backtest.set_defaults(command=_backtest)
 
-    models = commands.add_parser("models", help="the model registry")
+    models = _command(commands, "models", "the model registry")
     model_commands = models.add_subparsers(required=True, metavar="ACTION")
-    listing = model_commands.add_parser("list", help="every model version")
+    listing = _command(model_commands, "list", "every model version (* marks the one in service)")
     _store_option(listing)
     listing.set_defaults(command=_models_list)
-    promote = model_commands.add_parser("promote", help="put a version in service")
+    promote = _command(model_commands, "promote", "put a version in service")
     _store_option(promote)
-    promote.add_argument("version")
+    promote.add_argument("version", metavar="VERSION", help="a version of `pokewatch models list`")
     promote.set_defaults(command=_models_promote)
-    rollback = model_commands.add_parser("rollback", help="back to the previous model")
+    rollback = _command(model_commands, "rollback", "back to the model in service before")
     _store_option(rollback)
     rollback.set_defaults(command=_models_rollback)
     return parser
 
 
+def _command(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser], name: str, summary: str
+) -> argparse.ArgumentParser:
+    """A subcommand whose summary is its line in the parent's help and the top of its own."""
+    return commands.add_parser(name, help=summary, description=f"{summary}.")
+
+
 def _store_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--store",
+        metavar="URI",
         default=os.environ.get("POKEWATCH_STORE", DEFAULT_STORE),
-        help="artifact store: a directory or s3://bucket[/prefix] (default: %(default)s)",
+        help=f"artifact store: a directory or s3://bucket[/prefix] (default: POKEWATCH_STORE, "
+        f"else {DEFAULT_STORE})",
     )
 
 
