@@ -73,6 +73,7 @@ def test_a_typo_price_stays_in_the_history_and_is_named_and_left_out_of_the_feat
     features = from_parquet_bytes(store.get_bytes(dataset.features_key))
     assert history["market_price"].tolist() == prices
     assert 99_999.0 not in features["market_price"].tolist() and len(features) == 5
+    assert dataset.price_spikes == 1
     assert [r.getMessage() for r in caplog.records if r.name == preprocess.logger.name] == [
         "run r1: 1 isolated price spike (a price ×20 or more away from both the card's previous "
         "and next prices, which agree) left out of the features, training and backtest: "

@@ -24,7 +24,6 @@ from threadpoolctl import threadpool_limits
 from pokewatch.card_day import epoch_days
 from pokewatch.fair_price_model import VALIDATION_DAYS, FairPriceModel, NotEnoughHistory
 from pokewatch.features import TARGET_WINDOW_DAYS, build_features, median_step_days
-from pokewatch.price_spikes import describe_spikes, find_spikes
 from pokewatch.settings import Settings
 from pokewatch.signals import Signal, deviation_pct
 
@@ -432,19 +431,23 @@ def dominated_mape(pairs: pd.DataFrame) -> str | None:
     )
 
 
-def walk_forward(history: pd.DataFrame, settings: Settings) -> Backtest:
-    """The walk-forward backtest of `history` (SPEC section 6) at `settings.horizon_days`, with
-    its caveats: too few refits, a horizon below the data's spacing, the isolated price spikes
-    it left out, MAPEs dominated by a few pairs. Raises `NotEnoughHistory` when the history is
-    too short or too small to backtest."""
-    factor = settings.price_spike_factor
-    features = build_features(history, settings.horizon_days, factor)
-    pairs = walk_forward_pairs_of_features(features, settings)
-    metrics = metrics_of_pairs(pairs, settings)
+def backtest_notes(
+    metrics: BacktestMetrics, pairs: pd.DataFrame, features: pd.DataFrame
+) -> list[str]:
+    """What a reader of `metrics` (of `pairs`, backtested on `features`) should know: its
+    `caveats`, and a MAPE that a few pairs dominate (`dominated_mape`)."""
     notes = caveats(metrics, median_step_days(features))
-    spikes = find_spikes(history, factor)
-    if not spikes.empty:
-        notes.append(describe_spikes(spikes, factor))
     if (dominated := dominated_mape(pairs)) is not None:
         notes.append(dominated)
-    return Backtest(metrics=metrics, caveats=notes)
+    return notes
+
+
+def walk_forward(history: pd.DataFrame, settings: Settings) -> Backtest:
+    """The walk-forward backtest of `history` (SPEC section 6) at `settings.horizon_days`, with
+    its `backtest_notes`. The isolated price spikes it leaves out are not among them: the
+    source names them where it read them (the csv source: with their lines). Raises
+    `NotEnoughHistory` when the history is too short or too small to backtest."""
+    features = build_features(history, settings.horizon_days, settings.price_spike_factor)
+    pairs = walk_forward_pairs_of_features(features, settings)
+    metrics = metrics_of_pairs(pairs, settings)
+    return Backtest(metrics=metrics, caveats=backtest_notes(metrics, pairs, features))

@@ -65,10 +65,19 @@ def find_spikes(history: pd.DataFrame, factor: float) -> pd.DataFrame:
     )
 
 
+def spikes_left_out(count: int, factor: float) -> str:
+    """`2 isolated price spikes (...) left out of the features, training and backtest`."""
+    return (
+        f"{count} isolated price spike{'s' if count != 1 else ''} (a price ×{factor:g} or more "
+        "away from both the card's previous and next prices, which agree) left out of the "
+        "features, training and backtest"
+    )
+
+
 def describe_spikes(spikes: pd.DataFrame, factor: float, where: list[str] | None = None) -> str:
-    """`2 isolated price spikes (...) left out of the features, training and backtest: <card> on
-    <date> priced <p> between <a> and <b> [at <where>]; ...`, naming the first `QUOTED_SPIKES`
-    (`where`, aligned with `spikes`, says where each was read: a file and line)."""
+    """`spikes_left_out`, then `: <card> on <date> priced <p> between <a> and <b> [at <where>];
+    ...`, naming the first `QUOTED_SPIKES` (`where`, aligned with `spikes`, says where each was
+    read: a file and line)."""
     quoted = []
     for i, spike in enumerate(spikes.head(QUOTED_SPIKES).itertuples()):
         at = f" at {where[i]}" if where else ""
@@ -77,10 +86,8 @@ def describe_spikes(spikes: pd.DataFrame, factor: float, where: list[str] | None
             f"{spike.market_price:g} between {spike.previous_price:g} and {spike.next_price:g}{at}"
         )
     more = len(spikes) - QUOTED_SPIKES
-    count = f"{len(spikes)} isolated price spike{'s' if len(spikes) != 1 else ''}"
     return (
-        f"{count} (a price ×{factor:g} or more away from both the card's previous and next "
-        "prices, which agree) left out of the features, training and backtest: "
+        f"{spikes_left_out(len(spikes), factor)}: "
         + "; ".join(quoted)
         + (f"; and {more} more" if more > 0 else "")
     )

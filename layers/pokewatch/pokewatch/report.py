@@ -5,6 +5,7 @@ biggest BUY and SELL opportunities now."""
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from html import escape
 
 import pandas as pd
@@ -38,13 +39,16 @@ def render_report(
     pairs: pd.DataFrame,
     opportunities: pd.DataFrame,
     settings: Settings,
+    notes: Sequence[str] = (),
 ) -> str:
     """The report page. `pairs` is the backtest's per-pair frame (`walk_forward_pairs`);
     `opportunities` has one row per card at its latest date with card_id, name, set_name,
     market_price, fair_price, fair_price_low, fair_price_high, expected_price, deviation_pct and
-    signal."""
+    signal; `notes` say what a reader of the numbers should know (`backtest_notes`, the price
+    spikes left out)."""
     sections = [
         _summary(version, data_as_of, metrics),
+        _notes(notes),
         '<div class="grid">',
         _error_chart(metrics),
         _calibration_chart(pairs, settings.interval_level),
@@ -81,6 +85,13 @@ def _summary(version: str, data_as_of: dt.date, m: BacktestMetrics) -> str:
         f"<div>interval coverage<b>{m.interval_coverage:.1%}</b></div>"
         f"<div>backtest pairs<b>{m.n_pairs:,}</b></div></div>"
     )
+
+
+def _notes(notes: Sequence[str]) -> str:
+    if not notes:
+        return ""
+    items = "".join(f"<li>{escape(note)}</li>" for note in notes)
+    return f"<section><h3>Read these numbers with this in mind</h3><ul>{items}</ul></section>"
 
 
 def _error_chart(m: BacktestMetrics) -> str:

@@ -152,6 +152,8 @@ class Dataset(StepModel):
     data_as_of: dt.date
     collected_sets: list[str]
     failed_sets: list[CollectFailure] = Field(default_factory=list)
+    #: Isolated price spikes of the history that the features leave out (`price_spikes`).
+    price_spikes: int = 0
 
 
 class TrainedModel(StepModel):

@@ -64,6 +64,7 @@ def build_dataset(request: PreprocessInput, settings: Settings, store: ArtifactS
         data_as_of=history["date"].max().date(),
         collected_sets=sorted(r.set_id for r in collected),
         failed_sets=failed,
+        price_spikes=len(spikes),
     )
 
 

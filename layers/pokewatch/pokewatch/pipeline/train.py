@@ -15,6 +15,7 @@ import pandas as pd
 from pokewatch import keys
 from pokewatch.backtest import (
     add_signal,
+    backtest_notes,
     current_price_days,
     metrics_of_pairs,
     walk_forward_pairs_of_features,
@@ -22,6 +23,7 @@ from pokewatch.backtest import (
 from pokewatch.card_day import epoch_days
 from pokewatch.fair_price_model import FairPriceModel
 from pokewatch.history import from_parquet_bytes
+from pokewatch.price_spikes import spikes_left_out
 from pokewatch.report import render_report
 from pokewatch.serving import CardInfo, ModelFacts, serving_file_bytes
 from pokewatch.settings import Settings
@@ -52,6 +54,10 @@ def train_model(dataset: Dataset, settings: Settings, store: ArtifactStore) -> T
 
     pairs = walk_forward_pairs_of_features(features, settings)
     backtest = metrics_of_pairs(pairs, settings)
+    # What `pokewatch backtest` says on stderr, for whoever reads the metrics or the report.
+    notes = backtest_notes(backtest, pairs, features)
+    if dataset.price_spikes:
+        notes.insert(0, spikes_left_out(dataset.price_spikes, settings.price_spike_factor))
     model = FairPriceModel(
         settings.horizon_days,
         settings.interval_level,
@@ -76,6 +82,7 @@ def train_model(dataset: Dataset, settings: Settings, store: ArtifactStore) -> T
         "trained_at": trained_at.isoformat(),
         "backtest": backtest.model_dump(),
         "card_coverage": card_coverage(history, predicted, dataset.data_as_of, settings),
+        "notes": notes,
         "data": dataset.model_dump(mode="json", exclude={"run"}),
         "run": dataset.run.model_dump(mode="json"),
         "settings": settings.model_dump(
@@ -91,6 +98,7 @@ def train_model(dataset: Dataset, settings: Settings, store: ArtifactStore) -> T
         pairs,
         latest_opportunities(history, predicted, settings),
         settings,
+        notes,
     )
     store.put_bytes(keys.model_artifact(version, "report.html"), report.encode(), "text/html")
     store.put_bytes(keys.model_artifact(version, "model.skops"), model.to_bytes())
