@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import threading
 import time
 from typing import Any
@@ -644,3 +645,21 @@ def test_events_reach_the_callback_in_order() -> None:
         ("StateExited", "P"),
         ("ExecutionSucceeded", None),
     ]
+
+
+def test_ctrl_c_while_a_map_runs_stops_its_pending_iterations() -> None:
+    main = threading.main_thread().ident
+    assert main is not None
+
+    def work(payload: int) -> int:
+        time.sleep(0.1)
+        if payload == 0:  # once the Map waits for its iterations: Ctrl-C, where Python takes it
+            time.sleep(0.2)
+            signal.pthread_kill(main, signal.SIGINT)
+        return payload
+
+    invoke = Recorder(fn=work)
+    with pytest.raises(KeyboardInterrupt):
+        run(machine({"M": map_state(MaxConcurrency=2)}), list(range(50)), invoke)
+    # The iterations running at the time end; the 40-odd queued ones never start.
+    assert len(invoke.calls) < 10, len(invoke.calls)

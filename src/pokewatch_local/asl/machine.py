@@ -7,7 +7,7 @@ import random as random_module
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
@@ -468,17 +468,28 @@ class StateMachine:
         first_failure: BaseException | None = None
         with ThreadPoolExecutor(max_workers=min(workers, len(jobs))) as pool:
             futures = [pool.submit(job, child) for job in jobs]
-            for future in as_completed(futures):
-                if future.cancelled() or first_failure is not None:
-                    continue
-                if (failure := future.exception()) is not None:
-                    first_failure = failure
-                    child.cancelled.set()
-                    for pending in futures:
-                        pending.cancel()
+            try:
+                for future in as_completed(futures):
+                    if future.cancelled() or first_failure is not None:
+                        continue
+                    if (failure := future.exception()) is not None:
+                        first_failure = failure
+                        _cancel(child, futures)
+            except BaseException:
+                # Ctrl-C while waiting: the pool's exit would run every queued job first (a
+                # Map of 100 sets collected them all before the run stopped).
+                _cancel(child, futures)
+                raise
         if first_failure is not None:
             raise first_failure
         return [future.result() for future in futures]
+
+
+def _cancel(scope: _Scope, futures: list[Future[Any]]) -> None:
+    """Stop the jobs of `scope`: the running ones at their next state, the queued ones now."""
+    scope.cancelled.set()
+    for pending in futures:
+        pending.cancel()
 
 
 def _bind_graph(
