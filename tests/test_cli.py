@@ -13,8 +13,9 @@ import socket
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from market_fixtures import synthetic_market
@@ -685,3 +686,84 @@ def test_a_runs_metrics_and_report_say_what_the_backtest_notes_say(
     report = (store / "models" / version / "report.html").read_text()
     assert "Read these numbers with this in mind" in report
     assert html.escape(spikes) in report and html.escape(dominated) in report
+
+
+def _interrupt_when(
+    monkeypatch: pytest.MonkeyPatch, method: str, key: Callable[[str], bool], after: bool = False
+) -> list[str]:
+    """Ctrl-C in `LocalStore.<method>` on the first key that `key` accepts (`after`: once that
+    call has done its work); the list it returns receives that key."""
+    original = getattr(LocalStore, method)
+    interrupted_at: list[str] = []
+
+    def interrupted(self: LocalStore, name: str, *args: Any, **kwargs: Any) -> Any:
+        if interrupted_at or not key(name):
+            return original(self, name, *args, **kwargs)
+        interrupted_at.append(name)
+        if after:
+            original(self, name, *args, **kwargs)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(LocalStore, method, interrupted)
+    return interrupted_at
+
+
+def _run_folders(store: Path) -> list[str]:
+    """The run folders of a store: its feature tables' and its models'."""
+    found = [*store.glob("features/dt=*/*"), *store.glob("models/*")]
+    return sorted(p.relative_to(store).as_posix() for p in found if p.is_dir())
+
+
+def test_ctrl_c_during_a_run_says_so_and_removes_the_runs_partial_files(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Exit 130 without a word, and the run's feature tables and half-written model stayed.
+    at = _interrupt_when(monkeypatch, "put_bytes", lambda key: key.endswith("/model.skops"))
+    store = tmp_path / "store"
+
+    code, _, err = _run(capsys, "pipeline", "run", "--cards", "20", "--store", str(store))
+
+    assert code == 130
+    run_id = at[0].split("/")[1]  # models/<run_id>/model.skops
+    day = dt.datetime.now(dt.UTC).date()
+    assert err == (
+        "pokewatch: interrupted during Train: nothing in service changed; removed the run's "
+        f"partial files (features/dt={day}/{run_id}/, models/{run_id}/); run the same command "
+        "again to finish\n"
+    )
+    # Only the run's own folders: the collected prices stay, for the next run to reuse.
+    assert _run_folders(store) == [] and any(store.glob("raw/**/*.parquet"))
+    assert not [p for p in store.glob("features/**/*") if p.is_file()]
+
+
+def test_ctrl_c_after_the_promotion_says_the_model_is_in_service_and_keeps_its_files(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _interrupt_when(monkeypatch, "put_if_unchanged", lambda key: key == "models/current.json", True)
+    store = tmp_path / "store"
+
+    code, _, err = _run(capsys, "pipeline", "run", "--cards", "20", "--store", str(store))
+
+    assert code == 130
+    (version,) = [p.name for p in (store / "models").iterdir() if p.is_dir()]
+    assert err == (
+        f"pokewatch: interrupted during Promote, after model {version} was put in service (its "
+        "notice was not written)\n"
+    )
+    day = dt.datetime.now(dt.UTC).date()
+    assert _run_folders(store) == [f"features/dt={day}/{version}", f"models/{version}"]
+
+
+def test_ctrl_c_before_the_plan_made_a_run_removes_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _interrupt_when(monkeypatch, "list_keys", lambda prefix: prefix.startswith("raw/"))
+    store = tmp_path / "store"
+
+    code, _, err = _run(capsys, "pipeline", "run", "--cards", "20", "--store", str(store))
+
+    assert code == 130
+    assert err == (
+        "pokewatch: interrupted during Plan: nothing in service changed; run the same command "
+        "again to finish\n"
+    )

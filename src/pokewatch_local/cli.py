@@ -265,7 +265,7 @@ def _input_file(text: str) -> Path:
 
 def _pipeline_run(args: argparse.Namespace) -> int:
     from pokewatch.steps import cause_message
-    from pokewatch_local.runner import run_pipeline
+    from pokewatch_local.runner import PipelineInterrupted, run_pipeline
 
     settings = _settings()
     source = args.source or settings.source
@@ -293,9 +293,13 @@ def _pipeline_run(args: argparse.Namespace) -> int:
     store = _open_store(args.store)
     _check_writable(store)
     print(f"PokeWatch pipeline → store {store.uri}")
-    result = run_pipeline(
-        _template(args), store, request, sleep=(lambda _: None) if args.no_wait else None
-    )
+    try:
+        result = run_pipeline(
+            _template(args), store, request, sleep=(lambda _: None) if args.no_wait else None
+        )
+    except PipelineInterrupted as stop:
+        print(f"pokewatch: {_interrupted(stop)}", file=sys.stderr)
+        return 130
     if result.status == "SUCCEEDED":
         print(json.dumps(result.output, indent=1))
         return 0
@@ -303,6 +307,22 @@ def _pipeline_run(args: argparse.Namespace) -> int:
     reason = " ".join(cause_message(result.cause or "").split())
     print(f"pokewatch: error: pipeline failed: {result.error}: {reason}", file=sys.stderr)
     return 1
+
+
+def _interrupted(stop: Any) -> str:
+    """What an interrupted run (a `PipelineInterrupted`) left, in one line."""
+    during = f"interrupted during {stop.state}" if stop.state else "interrupted"
+    if stop.in_service:
+        return (
+            f"{during}, after model {stop.run.run_id} was put in service (its notice was not "
+            "written)"
+        )
+    if stop.in_service is None:
+        return f"{during}; `pokewatch models list` says which model is in service"
+    removed = (
+        f"; removed the run's partial files ({', '.join(stop.removed)})" if stop.removed else ""
+    )
+    return f"{during}: nothing in service changed{removed}; run the same command again to finish"
 
 
 def _check_run_request(request: dict[str, Any]) -> None:

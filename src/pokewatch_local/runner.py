@@ -9,8 +9,11 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from pokewatch import keys
-from pokewatch.store import ArtifactStore
+from botocore.exceptions import BotoCoreError, ClientError
+
+from pokewatch import keys, registry
+from pokewatch.steps import RunConfig
+from pokewatch.store import ArtifactStore, LocalStore
 from pokewatch_local.asl import ExecutionEvent, ExecutionResult, StateMachine, TaskContext
 from pokewatch_local.lambda_runtime import LocalLambda
 from pokewatch_local.template import SamTemplate
@@ -76,6 +79,66 @@ class LocalServices:
         return {"MessageId": message_id}
 
 
+class PipelineInterrupted(KeyboardInterrupt):
+    """Ctrl-C during a local run, after what it left behind was settled (`discard_run`)."""
+
+    def __init__(
+        self,
+        state: str | None,
+        run: RunConfig | None,
+        in_service: bool | None,
+        removed: list[str],
+    ) -> None:
+        super().__init__(state)
+        #: The top-level state the run was in.
+        self.state = state
+        #: The run the plan made (None: interrupted before it made one).
+        self.run = run
+        #: Whether the run's model was put in service before the interrupt (None: the store
+        #: could not be read to tell).
+        self.in_service = in_service
+        #: The store folders of the run that were removed.
+        self.removed = removed
+
+
+class RunTracker:
+    """Follows an execution: the top-level state it is in, and the run its plan made."""
+
+    def __init__(self, top_level_states: set[str]) -> None:
+        self._top = top_level_states
+        self.state: str | None = None
+        self.run: RunConfig | None = None
+
+    def __call__(self, event: ExecutionEvent) -> None:
+        """An `on_event` callback of the state machine."""
+        if event.kind == "StateEntered" and event.state in self._top:
+            self.state = event.state
+        output = event.detail.get("output")
+        # The plan's answer names the run (as every later step's does).
+        if self.run is None and event.kind == "StateExited" and isinstance(output, dict):
+            run = output.get("run")
+            self.run = RunConfig.model_validate(run) if isinstance(run, dict) else None
+
+
+def discard_run(store: ArtifactStore, run: RunConfig) -> tuple[bool | None, list[str]]:
+    """After an interrupt: whether `run`'s model is in service (None: the store cannot be read
+    to tell), and, when it is not and the store is local, the run's own folders removed (its
+    history and feature tables, its model files: nothing reads them but the run itself). An S3
+    store's run tables expire by the bucket's lifecycle rule (template.yaml)."""
+    try:
+        promoted = registry.current(store)
+    except registry.DamagedRecord:
+        promoted = None  # the run's promote would have repaired it
+    except (BotoCoreError, ClientError, OSError):
+        return None, []
+    if promoted is not None and promoted.version == run.run_id:
+        return True, []
+    if not isinstance(store, LocalStore):
+        return False, []
+    folders = [keys.features(run.as_of, f"{run.run_id}/"), keys.model_artifact(run.run_id, "")]
+    return False, [folder for folder in folders if store.delete_folder(folder)]
+
+
 class ProgressPrinter:
     """Prints the execution state by state (Map iterations are summarised, not listed)."""
 
@@ -123,7 +186,8 @@ def run_pipeline(
     echo: Callable[[str], None] = print,
     sleep: Callable[[float], None] | None = None,
 ) -> ExecutionResult:
-    """Execute the template's state machine locally against `store`.
+    """Execute the template's state machine locally against `store`. Ctrl-C raises
+    `PipelineInterrupted` once the run's own partial files are removed (`discard_run`).
 
     The functions' environment is set in this process while the execution runs and put back
     when it ends, so that one run's settings (sets, source options) never leak into the next
@@ -133,12 +197,25 @@ def run_pipeline(
     )
     services = LocalServices(template, lambdas, store, echo)
     definition = template.state_machine()
-    options: dict[str, Any] = {"on_event": ProgressPrinter(set(definition["States"]), echo)}
+    printer = ProgressPrinter(set(definition["States"]), echo)
+    tracker = RunTracker(set(definition["States"]))
+
+    def on_event(event: ExecutionEvent) -> None:
+        printer(event)
+        tracker(event)
+
+    options: dict[str, Any] = {"on_event": on_event}
     if sleep is not None:
         options["sleep"] = sleep
     machine = StateMachine(definition, services, **options)
     name = f"local-{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
     try:
         return machine.run(execution_input, execution_name=name)
+    except KeyboardInterrupt:
+        # Tasks run in this thread, and a Map waits for its running iterations: nothing writes.
+        in_service, removed = (
+            discard_run(store, tracker.run) if tracker.run is not None else (False, [])
+        )
+        raise PipelineInterrupted(tracker.state, tracker.run, in_service, removed) from None
     finally:
         lambdas.restore_environment()

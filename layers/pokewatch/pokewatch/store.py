@@ -6,6 +6,7 @@ import fcntl
 import functools
 import hashlib
 import os
+import shutil
 import tempfile
 import threading
 from pathlib import Path
@@ -143,6 +144,19 @@ class LocalStore:
 
     def delete(self, key: str) -> None:
         self._path(key).unlink(missing_ok=True)
+
+    def delete_folder(self, prefix: str) -> bool:
+        """Remove the folder `prefix` (`features/dt=.../<run_id>/`) with all it holds, and its
+        parent when that is left empty; whether it was there."""
+        folder = self._path(prefix)
+        if not prefix.endswith("/") or folder == self.root:
+            raise ValueError(f"not a folder of the store: {prefix!r}")
+        if not folder.is_dir():
+            return False
+        shutil.rmtree(folder)
+        if folder.parent != self.root and not any(folder.parent.iterdir()):
+            folder.parent.rmdir()
+        return True
 
 
 class S3Store:
