@@ -122,7 +122,9 @@ def measure_steps(cards: int, days: int) -> dict[str, Any]:
 # --- the original system's per-card loop ---------------------------------------------------
 
 
-def per_card_loop_features(history: pd.DataFrame, horizon_days: int) -> pd.DataFrame:
+def per_card_loop_features(
+    history: pd.DataFrame, horizon_days: int, spike_factor: float
+) -> pd.DataFrame:
     """The features of `build_features` that the original system computed, card by card:
     for each card, sort its rows, then rolling mean of 3, returns over observations and days,
     rolling volatility and distances to the rolling max / min / mean, and the target."""
@@ -135,7 +137,7 @@ def per_card_loop_features(history: pd.DataFrame, horizon_days: int) -> pd.DataF
         median_step_days,
     )
 
-    h = clean_history(history)
+    h = clean_history(history, spike_factor)
     step = max(median_step_days(h), 1.0)
     frames = []
     for card_id, card in h.groupby("card_id", sort=False):
@@ -184,12 +186,13 @@ def compare_features(cards: int, days: int) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="pokewatch-features-") as root:
         store, _, _, _ = collected_store(cards, days, Path(root))
         history = load_raw_history(store, "sample", AS_OF)
-    horizon = Settings().horizon_days
+    settings = Settings()
+    horizon = settings.horizon_days
     started = time.perf_counter()
-    vectorised = build_features(history, horizon)
+    vectorised = build_features(history, horizon, settings.price_spike_factor)
     vectorised_seconds = time.perf_counter() - started
     started = time.perf_counter()
-    looped = per_card_loop_features(history, horizon)
+    looped = per_card_loop_features(history, horizon, settings.price_spike_factor)
     loop_seconds = time.perf_counter() - started
 
     keys = ["card_id", "date"]

@@ -17,6 +17,7 @@ from pokewatch.backtest import (
     walk_forward_pairs,
 )
 from pokewatch.features import build_features
+from pokewatch.price_limits import SPIKE_FACTOR
 from pokewatch.settings import Settings
 from pokewatch.signals import signal_of
 
@@ -114,7 +115,7 @@ def test_rolling_mean_3_is_the_mean_of_the_last_three_observations() -> None:
 def test_origins_skip_off_calendar_days() -> None:
     history = synthetic_market(5, cards=20, weeks=30, reversion=0.5, volatility=0.05)
     stray = history.iloc[[0]].assign(date=pd.Timestamp("2023-05-03"), card_id="s0-999_normal")
-    features = build_features(pd.concat([history, stray], ignore_index=True), 28)
+    features = build_features(pd.concat([history, stray], ignore_index=True), 28, SPIKE_FACTOR)
     assert pd.Timestamp("2023-05-03") not in origin_dates(features, SETTINGS)
 
 
@@ -126,7 +127,7 @@ def test_origins_reach_the_end_of_a_history_whose_catalogue_shrank() -> None:
     gone = history["card_id"].isin(history["card_id"].unique()[:24]) & (
         history["date"] > last - pd.Timedelta(days=70)
     )
-    origins = origin_dates(build_features(history[~gone], 28), SETTINGS)
+    origins = origin_dates(build_features(history[~gone], 28, SPIKE_FACTOR), SETTINGS)
     assert origins[-1] == last - pd.Timedelta(days=28)
     # Not one weekly origin lost where the catalogue shrank either.
     assert (np.diff(origins) == pd.Timedelta(days=7)).all()
@@ -159,7 +160,7 @@ def test_origins_leave_each_refit_enough_history_to_fit() -> None:
     """A history shorter than the backtest window still backtests, on the origins that a refit
     can be fitted for; earlier dates are not origins."""
     history = synthetic_market(7, cards=60, weeks=30, reversion=0.5, volatility=0.05)
-    features = build_features(history, SETTINGS.horizon_days)
+    features = build_features(history, SETTINGS.horizon_days, SPIKE_FACTOR)
     origins = origin_dates(features, SETTINGS)
     first_day = features["date"].min()
     assert origins

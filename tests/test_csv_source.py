@@ -13,8 +13,9 @@ import pandas as pd
 import pytest
 
 from pokewatch.observations import HISTORY_COLUMNS, PriceObservation
+from pokewatch.settings import Settings
 from pokewatch.sources.base import SourceError
-from pokewatch.sources.csv_file import CsvSource, logger, read_long_csv
+from pokewatch.sources.csv_file import CsvReadResult, CsvSource, logger, read_long_csv
 
 REAL_CSV = Path(__file__).resolve().parents[2] / "shared/data/tcgplayer_weekly_2024.csv.gz"
 
@@ -25,6 +26,18 @@ GOOD = [
     "base1-4_holofoil,2024-01-07,350.0,1,Charizard,Base,Base,Rare Holo,1999-01-09,holofoil",
     "base1-4_holofoil,2024-01-14,361.5,,Charizard,Base,Base,Rare Holo,1999-01-09,holofoil",
 ]
+
+
+#: The settings' defaults, which the source takes from `Settings` in every real use.
+MAX_BAD_SHARE = Settings.model_fields["csv_max_bad_share"].default
+SPIKE_FACTOR = Settings.model_fields["price_spike_factor"].default
+
+
+def read_csv(
+    path: str | Path, max_bad_share: float = MAX_BAD_SHARE, spike_factor: float = SPIKE_FACTOR
+) -> CsvReadResult:
+    """`read_long_csv` at the settings' defaults unless a test says otherwise."""
+    return read_long_csv(path, max_bad_share, spike_factor)
 
 
 def _source_logs(caplog: pytest.LogCaptureFixture) -> list[str]:
@@ -39,7 +52,7 @@ def write_csv(path: Path, lines: list[str]) -> Path:
 
 
 def test_good_rows_become_a_history_table(tmp_path: Path) -> None:
-    result = read_long_csv(write_csv(tmp_path / "p.csv", GOOD))
+    result = read_csv(write_csv(tmp_path / "p.csv", GOOD))
 
     history = result.history
     assert list(history.columns) == list(HISTORY_COLUMNS)
@@ -54,7 +67,7 @@ def test_good_rows_become_a_history_table(tmp_path: Path) -> None:
 
 def test_zero_or_empty_price_is_no_price_not_a_bad_row(tmp_path: Path) -> None:
     lines = [*GOOD, "sv1-2_normal,2024-01-07,0,,,,,,,", "sv1-3_normal,2024-01-07,,,,,,,,"]
-    result = read_long_csv(write_csv(tmp_path / "p.csv", lines))
+    result = read_csv(write_csv(tmp_path / "p.csv", lines))
 
     assert result.bad_rows == []
     assert len(result.history) == 4
@@ -68,7 +81,7 @@ def test_a_missing_value_marker_is_empty(
 ) -> None:
     unpriced = f"sv1-2_normal,2024-01-07,{marker},{marker},,,,,{marker},"
     optional_missing = f"sv1-3_normal,2024-01-07,2.0,{marker},,,,,{marker},"
-    result = read_long_csv(write_csv(tmp_path / "p.csv", [*GOOD, unpriced, optional_missing]))
+    result = read_csv(write_csv(tmp_path / "p.csv", [*GOOD, unpriced, optional_missing]))
 
     assert result.bad_rows == []
     assert _source_logs(caplog) == []  # a marker is no unusable value
@@ -81,7 +94,7 @@ def test_a_missing_value_marker_is_empty(
 def test_a_missing_value_marker_in_the_date_is_a_missing_date(tmp_path: Path) -> None:
     path = write_csv(tmp_path / "p.csv", [*GOOD, "sv1-2_normal,NA,1.0,,,,,,,"])
 
-    [bad] = read_long_csv(path, max_bad_share=0.5).bad_rows
+    [bad] = read_csv(path, max_bad_share=0.5).bad_rows
 
     assert bad.reason == "date: missing, found 'NA'"
 
@@ -129,7 +142,7 @@ def test_a_bad_row_is_skipped_and_reported_with_file_and_line(
 ) -> None:
     path = write_csv(tmp_path / "p.csv", [*GOOD[:2], row, *GOOD[2:]])
 
-    result = read_long_csv(path, max_bad_share=0.5)
+    result = read_csv(path, max_bad_share=0.5)
 
     assert len(result.history) == 4
     [bad] = result.bad_rows
@@ -151,7 +164,7 @@ def test_an_unusable_optional_value_is_read_as_missing_with_one_warning_per_colu
     )
 
     # Every row has an unusable optional value: none of them is a bad row.
-    result = read_long_csv(path, max_bad_share=0.0)
+    result = read_csv(path, max_bad_share=0.0)
 
     assert result.bad_rows == []
     history = result.history
@@ -192,7 +205,7 @@ def test_an_optional_value_out_of_range_is_read_as_missing_keeping_the_price(
 ) -> None:
     path = write_csv(tmp_path / "p.csv", [*GOOD, row])
 
-    result = read_long_csv(path, max_bad_share=0.0)
+    result = read_csv(path, max_bad_share=0.0)
 
     assert result.bad_rows == []
     assert result.history["market_price"].iloc[-1] == 2.0
@@ -214,7 +227,7 @@ def test_unusable_optional_values_of_skipped_or_unpriced_rows_are_not_counted(
         encoding="utf-8",
     )
 
-    read_long_csv(path, max_bad_share=0.5)
+    read_csv(path, max_bad_share=0.5)
 
     unusable = [m for m in _source_logs(caplog) if "volume:" in m]
     assert unusable == [
@@ -237,7 +250,7 @@ def test_unusable_optional_values_of_skipped_or_unpriced_rows_are_not_counted(
 def test_a_date_may_be_a_timestamp_at_midnight(tmp_path: Path, date: str) -> None:
     path = write_csv(tmp_path / "p.csv", [f"sv1-1_normal,{date},1.5,,,,,,{date},"])
 
-    history = read_long_csv(path, max_bad_share=0.0).history
+    history = read_csv(path, max_bad_share=0.0).history
 
     assert history["date"].tolist() == [pd.Timestamp("2024-01-05")]
     assert history["release_date"].tolist() == [pd.Timestamp("2024-01-05")]
@@ -251,7 +264,7 @@ def test_a_date_with_another_time_is_a_bad_row_that_says_the_format_is_daily(
 ) -> None:
     path = write_csv(tmp_path / "p.csv", [*GOOD, f"sv1-1_normal,{date},1.5,,,,,,,"])
 
-    [bad] = read_long_csv(path, max_bad_share=0.5).bad_rows
+    [bad] = read_csv(path, max_bad_share=0.5).bad_rows
 
     assert bad.reason == (
         f"date: must be a day YYYY-MM-DD; a time is accepted only at midnight UTC, found '{date}'"
@@ -270,7 +283,7 @@ def test_rows_repeating_a_card_and_date_with_different_prices_are_counted_in_one
     ]
     path = write_csv(tmp_path / "p.csv", lines)
 
-    result = read_long_csv(path)
+    result = read_csv(path)
 
     assert len(result.history) == 8  # the reader keeps every row; later stages use the last
     assert _source_logs(caplog) == [
@@ -301,7 +314,7 @@ def test_a_card_id_without_its_variant_takes_the_rows_variant_so_prints_stay_apa
         "sv1-6,2024-01-07,7.0,,,,,,,Normal",
     ]
 
-    history = read_long_csv(write_csv(tmp_path / "p.csv", lines)).history
+    history = read_csv(write_csv(tmp_path / "p.csv", lines)).history
 
     prices = history.groupby("card_id")["market_price"].apply(list).to_dict()
     assert prices == {
@@ -333,7 +346,7 @@ def test_a_row_that_leaves_the_variant_empty_is_of_the_print_its_ids_other_rows_
         "sv1-1,2024-01-14,2.5,,,,,,,",
     ]
 
-    result = read_long_csv(write_csv(tmp_path / "p.csv", lines), max_bad_share=0.5)
+    result = read_csv(write_csv(tmp_path / "p.csv", lines), max_bad_share=0.5)
 
     prices = result.history.groupby("card_id", observed=True)["market_price"]
     assert prices.apply(list).to_dict() == {
@@ -351,14 +364,14 @@ def test_an_id_too_long_to_take_its_variant_is_kept_as_it_is(tmp_path: Path) -> 
     long_id = "x1-" + "a" * 117
     lines = [f"{long_id},2024-01-07,4.0,,,,,,,Reverse Holofoil"]
 
-    result = read_long_csv(write_csv(tmp_path / "p.csv", lines))
+    result = read_csv(write_csv(tmp_path / "p.csv", lines))
 
     assert result.bad_rows == []
     assert result.history["card_id"].tolist() == [long_id]
 
 
 def test_exact_repeats_are_silent(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    result = read_long_csv(write_csv(tmp_path / "p.csv", [*GOOD, *GOOD]))
+    result = read_csv(write_csv(tmp_path / "p.csv", [*GOOD, *GOOD]))
 
     assert len(result.history) == 8
     assert _source_logs(caplog) == []
@@ -377,7 +390,7 @@ def test_every_row_the_reader_accepts_is_a_valid_price_observation(tmp_path: Pat
         encoding="utf-8",
     )
 
-    history = read_long_csv(path).history
+    history = read_csv(path).history
 
     assert len(history) == 3
     for row in history.astype(object).where(history.notna(), None).to_dict("records"):
@@ -387,7 +400,7 @@ def test_every_row_the_reader_accepts_is_a_valid_price_observation(tmp_path: Pat
 def test_line_numbers_survive_blank_lines(tmp_path: Path) -> None:
     path = write_csv(tmp_path / "p.csv", [GOOD[0], "", GOOD[1], "sv1-1_normal,nope,1,,,,,,,"])
 
-    result = read_long_csv(path, max_bad_share=0.5)
+    result = read_csv(path, max_bad_share=0.5)
 
     assert [b.line for b in result.bad_rows] == [5]
     assert result.total_rows == 3
@@ -398,7 +411,7 @@ def test_too_many_bad_rows_reject_the_file_naming_file_count_and_lines(tmp_path:
     path = write_csv(tmp_path / "p.csv", [*GOOD, *bad])
 
     with pytest.raises(SourceError) as caught:
-        read_long_csv(path, max_bad_share=0.2)
+        read_csv(path, max_bad_share=0.2)
 
     message = str(caught.value)
     assert message.startswith(f"{path}: 3 bad rows of 7 (42.9% > 20.0% allowed): ")
@@ -418,7 +431,7 @@ def test_a_rejected_file_has_its_error_alone(
     ]
 
     with pytest.raises(SourceError, match="1 bad rows of 3"):
-        read_long_csv(write_csv(tmp_path / "p.csv", lines), max_bad_share=0.1)
+        read_csv(write_csv(tmp_path / "p.csv", lines), max_bad_share=0.1)
 
     assert _source_logs(caplog) == []
 
@@ -435,7 +448,7 @@ def test_a_rejection_groups_the_bad_rows_by_reason_most_frequent_first(tmp_path:
     path = write_csv(tmp_path / "p.csv", [*GOOD, *bad])
 
     with pytest.raises(SourceError) as caught:
-        read_long_csv(path)
+        read_csv(path)
 
     reasons = str(caught.value).split(": 8 bad rows of 12 (66.7% > 5.0% allowed): ")[1]
     assert reasons.split("; ") == [
@@ -449,7 +462,7 @@ def test_a_rejection_groups_the_bad_rows_by_reason_most_frequent_first(tmp_path:
 def test_bad_share_at_the_threshold_is_accepted(tmp_path: Path) -> None:
     path = write_csv(tmp_path / "p.csv", [*GOOD, "sv1-9_normal,2024-01-07,-1,,,,,,,"])
 
-    result = read_long_csv(path, max_bad_share=0.2)
+    result = read_csv(path, max_bad_share=0.2)
 
     assert len(result.bad_rows) == 1
     assert result.bad_share == pytest.approx(0.2)
@@ -460,7 +473,7 @@ def test_missing_required_column_is_an_error_that_lists_the_columns_found(tmp_pa
     path.write_text("card_id,price\nsv1-1_normal,1.0\n", encoding="utf-8")
 
     with pytest.raises(SourceError) as caught:
-        read_long_csv(path)
+        read_csv(path)
 
     assert str(caught.value) == (
         f"{path}: missing required column(s) date, market_price; found 'card_id', 'price'"
@@ -472,7 +485,7 @@ def test_a_header_separated_by_semicolons_is_named_as_such(tmp_path: Path) -> No
     path.write_text("card_id;date;market_price\nsv1-1_normal;2024-01-07;1.0\n", encoding="utf-8")
 
     with pytest.raises(SourceError) as caught:
-        read_long_csv(path)
+        read_csv(path)
 
     assert str(caught.value) == (
         f"{path}: missing required column(s) card_id, date, market_price; found "
@@ -486,7 +499,7 @@ def test_header_names_are_matched_without_case_or_surrounding_spaces(tmp_path: P
         "CARD_ID, Date ,Market_Price,Volume\nsv1-1_normal,2024-01-07,1.0,2\n", encoding="utf-8"
     )
 
-    history = read_long_csv(path).history
+    history = read_csv(path).history
 
     assert history["card_id"].tolist() == ["sv1-1_normal"]
     assert history["volume"].tolist() == [2]
@@ -500,7 +513,7 @@ def test_rows_with_a_trailing_delimiter_keep_their_columns(tmp_path: Path) -> No
         "utf-8",
     )
 
-    result = read_long_csv(path)
+    result = read_csv(path)
 
     assert result.bad_rows == []
     assert result.history["card_id"].tolist() == ["sv1-1_normal", "sv1-2_normal"]
@@ -523,14 +536,14 @@ def test_a_value_beyond_the_header_is_an_error_naming_its_line(
     path.write_text("\n".join(["card_id,date,market_price,volume", *rows]) + "\n", "utf-8")
 
     with pytest.raises(SourceError, match=message):
-        read_long_csv(path)
+        read_csv(path)
 
 
 def test_a_header_name_that_looks_like_a_renamed_repeat_is_just_a_name(tmp_path: Path) -> None:
     path = tmp_path / "p.csv"
     path.write_text("card_id,date,market_price,volume,volume.1\nsv1-1_normal,2024-01-07,1,2,3\n")
 
-    assert read_long_csv(path).history["volume"].tolist() == [2]
+    assert read_csv(path).history["volume"].tolist() == [2]
 
 
 def test_a_column_named_twice_exactly_is_an_error(tmp_path: Path) -> None:
@@ -538,7 +551,7 @@ def test_a_column_named_twice_exactly_is_an_error(tmp_path: Path) -> None:
     path.write_text("card_id,date,market_price,date\nsv1-1_normal,2024-01-07,1.0,x\n", "utf-8")
 
     with pytest.raises(SourceError, match=r"column\(s\) date appear more than once"):
-        read_long_csv(path)
+        read_csv(path)
 
 
 def test_a_column_named_twice_up_to_case_is_an_error(tmp_path: Path) -> None:
@@ -546,7 +559,7 @@ def test_a_column_named_twice_up_to_case_is_an_error(tmp_path: Path) -> None:
     path.write_text("card_id,date,market_price,Date\nsv1-1_normal,2024-01-07,1.0,x\n", "utf-8")
 
     with pytest.raises(SourceError, match=r"column\(s\) date appear more than once"):
-        read_long_csv(path)
+        read_csv(path)
 
 
 @pytest.mark.parametrize(
@@ -569,14 +582,14 @@ def test_a_file_without_a_priced_row_is_an_error(
     path = write_csv(tmp_path / "p.csv", lines)
 
     with pytest.raises(SourceError) as caught:
-        read_long_csv(path, max_bad_share=0.5)
+        read_csv(path, max_bad_share=0.5)
 
     assert str(caught.value) == f"{path}: no priced rows ({found})"
 
 
 def test_missing_file_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(SourceError, match=r"nothing\.csv"):
-        read_long_csv(tmp_path / "nothing.csv")
+        read_csv(tmp_path / "nothing.csv")
 
 
 def test_gzip_and_minimal_columns(tmp_path: Path) -> None:
@@ -585,7 +598,7 @@ def test_gzip_and_minimal_columns(tmp_path: Path) -> None:
         f.write("card_id,date,market_price\n")
         f.write("swsh1-25_reverse_holofoil,2024-03-01,2.5\ncel25c-17_A_holofoil,2024-03-01,99\n")
 
-    history = read_long_csv(path).history
+    history = read_csv(path).history
 
     assert history["set_id"].tolist() == ["swsh1", "cel25c"]
     # Derived from the card id, whose pokemontcg.io part may contain `_` itself.
@@ -619,7 +632,7 @@ def test_a_damaged_or_ambiguous_archive_is_an_error_naming_the_file(
     write(path)
 
     with pytest.raises(SourceError) as caught:
-        read_long_csv(path)
+        read_csv(path)
 
     assert str(caught.value).startswith(f"{path}: cannot read CSV: {reason}")
     assert "\n" not in str(caught.value)
@@ -629,7 +642,7 @@ def test_a_gzip_file_named_as_plain_csv_is_read_as_gzip(tmp_path: Path) -> None:
     path = tmp_path / "download.csv"
     path.write_bytes(gzip.compress("\n".join([HEADER, *GOOD, ""]).encode()))
 
-    assert len(read_long_csv(path).history) == len(GOOD)
+    assert len(read_csv(path).history) == len(GOOD)
 
 
 @pytest.mark.parametrize("good_lines_before", [2, 20_000])
@@ -644,7 +657,7 @@ def test_a_file_that_is_not_utf8_names_the_line_of_the_first_bad_byte(
         f.write(text.encode("cp1252"))
 
     with pytest.raises(SourceError) as caught:
-        read_long_csv(path)
+        read_csv(path)
 
     assert str(caught.value) == (
         f"{path}: not UTF-8: line {good_lines_before + 2} has the byte 0xe9, which UTF-8 cannot "
@@ -657,19 +670,19 @@ def test_a_header_that_is_not_utf8_is_line_1(tmp_path: Path) -> None:
     path.write_bytes("card_id,date,market_price,catégorie\n".encode("cp1252"))
 
     with pytest.raises(SourceError, match=r"not UTF-8: line 1 has the byte 0xe9"):
-        read_long_csv(path)
+        read_csv(path)
 
 
 def test_a_byte_order_mark_does_not_hide_the_first_column(tmp_path: Path) -> None:
     path = tmp_path / "excel.csv"
     path.write_text("card_id,date,market_price\nsv1-1_normal,2024-01-07,1.25\n", "utf-8-sig")
 
-    assert read_long_csv(path).history["card_id"].tolist() == ["sv1-1_normal"]
+    assert read_csv(path).history["card_id"].tolist() == ["sv1-1_normal"]
 
 
 def test_csv_source_lists_sets_by_date_and_collects_a_date_range(tmp_path: Path) -> None:
     lines = [*GOOD, "sv2-5_holofoil,2024-02-04,9.99,,,,,,,"]
-    source = CsvSource(write_csv(tmp_path / "p.csv", lines))
+    source = CsvSource(write_csv(tmp_path / "p.csv", lines), MAX_BAD_SHARE, SPIKE_FACTOR)
 
     assert source.name == "csv"
     assert source.list_sets(dt.date(2024, 1, 31)) == ["base1", "sv1"]
@@ -685,7 +698,7 @@ def test_csv_source_lists_sets_by_date_and_collects_a_date_range(tmp_path: Path)
 @pytest.mark.skipif(not REAL_CSV.exists(), reason="no shared real data here")
 def test_the_real_csv_loads_every_card_with_a_price() -> None:
     raw = pd.read_csv(REAL_CSV, usecols=["card_id", "market_price"])
-    result = read_long_csv(REAL_CSV)
+    result = read_csv(REAL_CSV)
 
     assert result.total_rows == len(raw) == 149_786
     assert raw["card_id"].nunique() == 2_881
@@ -713,7 +726,7 @@ def test_a_typo_price_is_kept_and_named_with_its_line(
     lines = [*GOOD, *_weekly_rows("sv1-2_normal", ["5.10", "5.00", "99999", "5.20", "5.05"])]
     path = write_csv(tmp_path / "p.csv", lines)
 
-    result = read_long_csv(path)
+    result = read_csv(path)
 
     assert 99_999.0 in result.history["market_price"].to_numpy()  # the reader loses nothing
     assert _source_logs(caplog) == [
@@ -722,7 +735,7 @@ def test_a_typo_price_is_kept_and_named_with_its_line(
         f"backtest: sv1-2_normal on 2024-01-21 priced 99999 between 5 and 5.2 at {path}:8"
     ]
     caplog.clear()
-    read_long_csv(path, spike_factor=1e6)
+    read_csv(path, spike_factor=1e6)
     assert _source_logs(caplog) == []
 
 
@@ -731,7 +744,7 @@ def test_a_real_lasting_jump_is_not_a_spike(
 ) -> None:
     # A card that jumped ×24 in a week (a tournament win) and stayed there.
     lines = _weekly_rows("sv1-2_normal", ["5.10", "5.00", "120", "125", "131", "118"])
-    read_long_csv(write_csv(tmp_path / "p.csv", lines))
+    read_csv(write_csv(tmp_path / "p.csv", lines))
     assert _source_logs(caplog) == []
 
 
@@ -744,7 +757,7 @@ def test_an_empty_file_is_named_as_empty(tmp_path: Path, content: bytes) -> None
     path.write_bytes(content)
 
     with pytest.raises(SourceError) as caught:
-        read_long_csv(path)
+        read_csv(path)
 
     assert (
         str(caught.value)
@@ -765,7 +778,7 @@ def test_an_unclosed_quote_names_the_line_it_opens_on(
     path = write_csv(tmp_path / "p.csv", lines)
 
     with pytest.raises(SourceError) as caught:
-        read_long_csv(path)
+        read_csv(path)
 
     assert str(caught.value).startswith(
         f"{path}:{line}: a quoted field opens on this line and is never closed"
@@ -777,7 +790,7 @@ def test_an_unclosed_quote_in_the_header_is_line_1(tmp_path: Path) -> None:
     path.write_text('card_id,"date,market_price\nsv1-1_normal,2024-01-07,1\n', "utf-8")
 
     with pytest.raises(SourceError, match=rf"^{re.escape(str(path))}:1: a quoted field opens"):
-        read_long_csv(path)
+        read_csv(path)
 
 
 def test_a_later_row_longer_than_the_spare_fields_names_its_line(tmp_path: Path) -> None:
@@ -785,6 +798,6 @@ def test_a_later_row_longer_than_the_spare_fields_names_its_line(tmp_path: Path)
     path = write_csv(tmp_path / "p.csv", [*GOOD[:2], GOOD[2] + ",a,b,c,d,e,f"])
 
     with pytest.raises(SourceError) as caught:
-        read_long_csv(path)
+        read_csv(path)
 
     assert str(caught.value).startswith(f"{path}:4: more than 14 fields, and the header has 10")

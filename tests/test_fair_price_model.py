@@ -10,6 +10,7 @@ from skops.io.exceptions import UntrustedTypesFoundException
 
 from pokewatch.fair_price_model import FairPriceModel
 from pokewatch.features import build_features
+from pokewatch.price_limits import SPIKE_FACTOR
 from pokewatch.sources.base import normalise_history
 
 
@@ -37,7 +38,7 @@ def features() -> pd.DataFrame:
                 }
             )
         )
-    return build_features(normalise_history(pd.concat(frames, ignore_index=True)), 28)
+    return build_features(normalise_history(pd.concat(frames, ignore_index=True)), 28, SPIKE_FACTOR)
 
 
 @pytest.fixture(scope="module")
@@ -158,7 +159,7 @@ def _calm_and_jumpy_market() -> pd.DataFrame:
                 }
             )
         )
-    return build_features(normalise_history(pd.concat(frames, ignore_index=True)), 28)
+    return build_features(normalise_history(pd.concat(frames, ignore_index=True)), 28, SPIKE_FACTOR)
 
 
 def test_interval_covers_quiet_and_volatile_cards_alike() -> None:

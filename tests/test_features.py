@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pokewatch.features import FEATURE_COLUMNS, build_features
+from pokewatch.price_limits import SPIKE_FACTOR
 from pokewatch.sources.base import normalise_history
 
 
@@ -62,7 +63,7 @@ def random_history(seed: int, cards: int, days: int, step: int) -> pd.DataFrame:
 
 def test_one_row_per_priced_observation_with_all_columns() -> None:
     h = history({"a-1": [("2024-01-01", 10.0), ("2024-01-08", 0.0), ("2024-01-15", 12.0)]})
-    features = build_features(h, 28)
+    features = build_features(h, 28, SPIKE_FACTOR)
     assert len(features) == 2  # the zero price is "no price"
     assert set(FEATURE_COLUMNS) <= set(features.columns)
     assert {"card_id", "date", "market_price", "target", "target_date"} <= set(features.columns)
@@ -80,7 +81,7 @@ def test_target_is_first_price_within_seven_days_after_horizon() -> None:
             "a-3": [("2024-01-01", 10.0), ("2024-02-05", 5.0)],
         }
     )
-    features = build_features(h, 28).set_index(["card_id", "date"])
+    features = build_features(h, 28, SPIKE_FACTOR).set_index(["card_id", "date"])
     first = pd.Timestamp("2024-01-01")
     assert features.loc[("a-1", first), "target"] == pytest.approx(np.log(1.5))
     assert features.loc[("a-1", first), "target_date"] == pd.Timestamp("2024-02-02")
@@ -91,7 +92,7 @@ def test_target_is_first_price_within_seven_days_after_horizon() -> None:
 
 def test_day_lags_use_the_last_price_on_or_before() -> None:
     h = history({"a-1": [("2024-01-01", 10.0), ("2024-01-05", 20.0), ("2024-01-10", 40.0)]})
-    features = build_features(h, 28)
+    features = build_features(h, 28, SPIKE_FACTOR)
     # 7 days before Jan 10 is Jan 3: the last price then was Jan 1's.
     assert features["ret_7d"].iloc[2] == pytest.approx(np.log(4.0))
     assert np.isnan(features["ret_7d"].iloc[0])
@@ -116,10 +117,10 @@ def test_no_look_ahead(seed: int, step: int, cut_day: int) -> None:
     truncated = h[~later]
 
     columns = ["card_id", "date", "market_price", *FEATURE_COLUMNS]
-    base = build_features(h, 28)
+    base = build_features(h, 28, SPIKE_FACTOR)
     # The step used to size rolling windows must not itself depend on the future.
     for other in (changed, truncated):
-        again = build_features(other, 28)
+        again = build_features(other, 28, SPIKE_FACTOR)
         before = base.loc[base["date"] <= cut, columns].reset_index(drop=True)
         after = again.loc[again["date"] <= cut, columns].reset_index(drop=True)
         pd.testing.assert_frame_equal(before, after)
@@ -131,8 +132,8 @@ def test_weekly_and_daily_windows_mean_the_same_days() -> None:
     prices = 10 * np.exp(0.01 / 7 * np.arange(len(days)))
     daily = history({"a-1": list(zip(days.strftime("%Y-%m-%d"), prices, strict=True))})
     weekly = daily[daily["date"].dt.day_of_week == 0]
-    last_daily = build_features(daily, 28).iloc[-1]
-    last_weekly = build_features(weekly, 28).iloc[-1]
+    last_daily = build_features(daily, 28, SPIKE_FACTOR).iloc[-1]
+    last_weekly = build_features(weekly, 28, SPIKE_FACTOR).iloc[-1]
     assert last_daily["ret_28d"] == pytest.approx(0.04, abs=1e-6)
     assert last_weekly["ret_28d"] == pytest.approx(0.04, abs=1e-6)
     assert last_daily["dist_mean_91d"] == pytest.approx(last_weekly["dist_mean_91d"], rel=0.1)
@@ -149,5 +150,6 @@ def test_unsorted_input_with_a_repeated_day_keeps_the_last_row() -> None:
     clean.loc[5, "market_price"] = repeated["market_price"].iloc[0]
     columns = ["card_id", "date", "market_price", *FEATURE_COLUMNS, "target", "target_date"]
     pd.testing.assert_frame_equal(
-        build_features(messy, 28)[columns], build_features(clean, 28)[columns]
+        build_features(messy, 28, SPIKE_FACTOR)[columns],
+        build_features(clean, 28, SPIKE_FACTOR)[columns],
     )

@@ -9,6 +9,7 @@ import pytest
 from test_features import history
 
 from pokewatch.features import build_features
+from pokewatch.price_limits import SPIKE_FACTOR
 from pokewatch.price_spikes import describe_spikes, find_spikes, isolated_spikes
 
 WEEKS = [f"2024-0{m}-{d:02d}" for m in (1, 2, 3) for d in (1, 8, 15, 22)]
@@ -96,9 +97,9 @@ def test_a_long_list_of_spikes_is_counted_beyond_the_first_five() -> None:
 def test_the_features_leave_a_spike_out_as_if_unobserved() -> None:
     prices = {"a": weekly(5.0, 5.1, 99_999.0, 5.2, 5.3), "b": weekly(8.0, 8.0, 8.0, 8.0, 8.0)}
     clean_a = {**prices, "a": [p for p in prices["a"] if p[1] != 99_999.0]}
-    clean = build_features(history(clean_a), 7)
+    clean = build_features(history(clean_a), 7, SPIKE_FACTOR)
 
-    features = build_features(history(prices), 7)
+    features = build_features(history(prices), 7, SPIKE_FACTOR)
 
     pd.testing.assert_frame_equal(features, clean)
     kept = build_features(history(prices), 7, spike_factor=1e9)

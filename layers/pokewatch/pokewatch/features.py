@@ -18,7 +18,6 @@ import pandas as pd
 from pandas.api.indexers import BaseIndexer
 
 from pokewatch.card_day import KEY_SPAN, epoch_days, priced_card_days
-from pokewatch.price_limits import SPIKE_FACTOR
 from pokewatch.price_spikes import isolated_spikes
 
 #: How long after `date + horizon` an observation still counts as the actual (SPEC section 6).
@@ -68,7 +67,7 @@ def _clean_rows(history: pd.DataFrame, spike_factor: float) -> tuple[np.ndarray,
     return rows[kept], codes[kept]
 
 
-def clean_history(history: pd.DataFrame, spike_factor: float = SPIKE_FACTOR) -> pd.DataFrame:
+def clean_history(history: pd.DataFrame, spike_factor: float) -> pd.DataFrame:
     """The rows `build_features` reads: priced (market_price > 0), one per (card_id, date),
     without isolated price spikes, sorted by card then date."""
     needed = [*ID_COLUMNS, *CATEGORICAL_FEATURES, "release_date", "volume"]
@@ -157,9 +156,7 @@ def _categorical(column: pd.Series, rows: np.ndarray) -> pd.Categorical:
     return pd.Categorical.from_codes(codes, categories=categories.astype(str))
 
 
-def build_features(
-    history: pd.DataFrame, horizon_days: int, spike_factor: float = SPIKE_FACTOR
-) -> pd.DataFrame:
+def build_features(history: pd.DataFrame, horizon_days: int, spike_factor: float) -> pd.DataFrame:
     """One row per priced (card_id, date) of `history`: ids, the price, `FEATURE_COLUMNS`,
     `target` = log(actual / market_price) and `target_date` (the actual's date). Isolated price
     spikes (`price_spikes.isolated_spikes` at `spike_factor`) are left out, as if unobserved.

@@ -39,7 +39,6 @@ from pokewatch.price_limits import (
     LATEST_DATE,
     MAX_PRICE_USD,
     MAX_VOLUME,
-    SPIKE_FACTOR,
 )
 from pokewatch.price_spikes import describe_spikes, find_spikes
 from pokewatch.sources.base import SourceError, normalise_history
@@ -123,9 +122,7 @@ class CsvReadResult:
         return len(self.bad_rows) / self.total_rows if self.total_rows else 0.0
 
 
-def read_long_csv(
-    path: str | Path, max_bad_share: float = 0.05, spike_factor: float = SPIKE_FACTOR
-) -> CsvReadResult:
+def read_long_csv(path: str | Path, max_bad_share: float, spike_factor: float) -> CsvReadResult:
     """Read a long-format price CSV (plain, `.gz`, `.bz2`, `.xz` or a one-file `.zip`; a gzip
     stream under any name) into a history table.
 
@@ -597,9 +594,7 @@ class CsvSource:
 
     name = "csv"
 
-    def __init__(
-        self, path: str | Path, max_bad_share: float = 0.05, spike_factor: float = SPIKE_FACTOR
-    ) -> None:
+    def __init__(self, path: str | Path, max_bad_share: float, spike_factor: float) -> None:
         self.path = path
         self.max_bad_share = max_bad_share
         self.spike_factor = spike_factor
