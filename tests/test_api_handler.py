@@ -366,6 +366,13 @@ def test_any_invalid_card_id_in_the_path_is_the_422_naming_it(
     assert [d["field"] for d in body["details"]] == ["path.card_id"]
 
 
+def test_a_percent_encoded_card_id_is_the_card(api: ModuleType) -> None:
+    # API Gateway (REST) passes the path as sent: `%5F` for `_` was a 422 for a valid id.
+    plain = invoke(api, "GET", f"/cards/{CARD}")
+    assert plain[0] == 200
+    assert invoke(api, "GET", "/cards/" + CARD.replace("_", "%5F").replace("-", "%2d")) == plain
+
+
 def test_an_invalid_card_id_is_explained_with_an_example_of_a_valid_one(api: ModuleType) -> None:
     # The message was the regex alone. Path, body and batch item say the same.
     problem = (

@@ -135,6 +135,8 @@ def test_every_route_answers_over_http(client: Client) -> None:
     assert search.status == 200 and search.body["total"] == 4
     card = client.request("GET", f"/cards/{CARD}")
     assert card.status == 200 and card.body["card_id"] == CARD
+    escaped = client.request("GET", "/cards/" + CARD.replace("_", "%5F"))
+    assert escaped.status == 200 and escaped.body == card.body
     predicted = client.post("/predict", {"card_id": CARD, "market_price": 1.0})
     assert predicted.status == 200 and predicted.body["market_price"] == 1.0
     batch = client.post("/predict/batch", {"items": [{"card_id": CARD}, {"card_id": "x-1"}]})

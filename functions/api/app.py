@@ -74,6 +74,7 @@ from pokewatch.api_errors import (
     query_problems,
     request_problems,
     undecodable_body,
+    with_decoded_path,
 )
 from pokewatch.api_schemas import (
     DIGITS_ONLY,
@@ -347,7 +348,7 @@ def swagger(format: Annotated[Literal["json"] | None, Query()] = None) -> Respon
 @metrics.log_metrics(capture_cold_start_metric=True)
 def _handle(event: dict, context: LambdaContext) -> dict:
     started = time.perf_counter()
-    refused, event = checked_content_type(event)
+    refused, event = checked_content_type(with_decoded_path(event))
     response = refused or app.resolve(event, context)
     status = int(response["statusCode"])
     # Zeros too, so that the average of Http4xx / Http5xx is the error rate.

@@ -7,6 +7,7 @@ import functools
 import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
+from urllib.parse import unquote
 
 from aws_lambda_powertools.event_handler import Response
 from pydantic import TypeAdapter, ValidationError
@@ -132,6 +133,29 @@ def _header(event: Mapping[str, Any], lower_name: str) -> str | None:
     """The value of a request header, whatever the case of its name (RFC 9110, 5.1)."""
     headers = event.get("headers") or {}
     return next((value for key, value in headers.items() if key.lower() == lower_name), None)
+
+
+def with_decoded_path(event: dict) -> dict:
+    """The event with its path parameters percent-decoded, in `pathParameters` and in `path`.
+
+    API Gateway (REST) hands the handler the path as the client sent it, and Powertools matches
+    routes and reads parameters on it as it is: `/cards/sv1-25%5Fholofoil`, which any HTTP
+    client may send for `sv1-25_holofoil`, was a 422. Bytes that are not UTF-8 decode to U+FFFD,
+    and an escaped `/` to a path with no route whose card id is then refused by name."""
+    parameters = event.get("pathParameters") or {}
+    decoded = {
+        value: unquote(value, errors="replace")
+        for value in parameters.values()
+        if isinstance(value, str) and "%" in value
+    }
+    if not decoded:
+        return event
+    path = "/".join(decoded.get(part, part) for part in str(event.get("path", "")).split("/"))
+    return {
+        **event,
+        "path": path,
+        "pathParameters": {key: decoded.get(value, value) for key, value in parameters.items()},
+    }
 
 
 def checked_content_type(event: dict) -> tuple[dict | None, dict]:
