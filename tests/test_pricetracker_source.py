@@ -109,6 +109,42 @@ def test_a_card_of_an_unexpected_shape_is_skipped_and_named_not_its_set(
 
 
 @responses.activate
+def test_a_card_on_two_pages_is_kept_once_as_first_seen(
+    source: PriceTrackerSource, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Offset pages overlap when the list shifts between two requests (a card added before the
+    # offset): Charizard ends page 1 and starts page 2, at newer prices. Its whole history was
+    # then two rows of one print on each day.
+    first, second = fixture("cards_sv3pt5_page1.json"), fixture("cards_sv3pt5_page2.json")
+    again = json.loads(json.dumps(first["data"][0]))
+    for point in again["priceHistory"]["conditions"]["Near Mint"]["history"]:
+        point["market"] = 9.99
+    second["data"] = [again, *second["data"]]
+    responses.get(f"{BASE}/cards", json=first, match=[offset(0)])
+    responses.get(f"{BASE}/cards", json=second, match=[offset(1)])
+
+    rows = source.collect("sv3pt5", dt.date(2024, 6, 1), TODAY)
+
+    charizard = rows[rows["card_id"] == "sv3pt5-6_holofoil"]
+    assert charizard["date"].dt.day.tolist() == [1, 2, 3]
+    assert charizard["market_price"].tolist() == [4.0, 4.05, 4.1]
+    assert "seen again on a later page, each kept once: 1 (first: '65a1f0c2e4b0a1b2c3d4e5f6')" in (
+        caplog.text
+    )
+
+
+@responses.activate
+def test_a_set_on_two_pages_is_listed_once(source: PriceTrackerSource) -> None:
+    # The sets are paged as the cards are: a set on two pages was listed twice (the plan step
+    # drops the repeat, but `list_sets` promises each set once).
+    sets = fixture("sets.json")
+    sets["data"].append(sets["data"][0])
+    responses.get(f"{BASE}/sets", json=sets)
+
+    assert source.list_sets(dt.date(2024, 12, 1)) == ["sv3pt5", "sv8"]
+
+
+@responses.activate
 def test_a_volume_that_is_no_count_is_read_as_missing(source: PriceTrackerSource) -> None:
     # round(NaN) (JSON's NaN, which Python reads) and 1e30 (a pandas overflow) failed the set.
     page1 = fixture("cards_sv3pt5_page1.json")

@@ -101,6 +101,36 @@ def valid_items[M: BaseModel](items: Iterable[Any], model: type[M], where: str) 
         )
 
 
+class Identified(Protocol):
+    """An item of an API's list, known by its id (None: an item without one)."""
+
+    @property
+    def id(self) -> str | None: ...
+
+
+def each_once[M: Identified](items: Iterable[M], where: str) -> Iterator[M]:
+    """The items as first seen, each id once: pages read one after the other overlap when the
+    list shifts in between, and a repeated card would be its prices twice, a repeated set
+    collected twice. An item without an id is kept. The repeats are counted in one warning
+    naming `where`."""
+    seen: set[str] = set()
+    repeated: list[str] = []
+    for item in items:
+        if item.id is not None and item.id in seen:
+            repeated.append(item.id)
+            continue
+        if item.id is not None:
+            seen.add(item.id)
+        yield item
+    if repeated:
+        logger.warning(
+            "%s: items seen again on a later page, each kept once: %d (first: %r)",
+            where,
+            len(repeated),
+            repeated[0],
+        )
+
+
 def first_problem(error: ValidationError) -> str:
     """`field.path: message` of the first error of a validation."""
     first = error.errors()[0]

@@ -31,7 +31,13 @@ import pandas as pd
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from pokewatch.settings import Settings
-from pokewatch.sources.base import check_list_length, naming, observations_frame, valid_items
+from pokewatch.sources.base import (
+    check_list_length,
+    each_once,
+    naming,
+    observations_frame,
+    valid_items,
+)
 from pokewatch.sources.http import HttpClient
 from pokewatch.sources.secrets import ApiKey
 from pokewatch.sources.variants import KNOWN_VARIANTS, card_print_id, variant_name
@@ -191,7 +197,7 @@ class PokemonTcgSource:
     ) -> Iterator[M]:
         """Every valid item of a paged list, page after page (see `valid_items`), each once."""
         where = f"GET {self.client.base_url}/{path}"
-        return _each_once(valid_items(self._items(path, params), model, where), where)
+        return each_once(valid_items(self._items(path, params), model, where), where)
 
     def _items(self, path: str, params: dict[str, str]) -> Iterator[Any]:
         """Every item of a paged list, as the API wrote it."""
@@ -236,23 +242,3 @@ class PokemonTcgSource:
                 "low_price": price.low,
                 "high_price": price.high,
             }
-
-
-def _each_once[M: _Identified](items: Iterable[M], where: str) -> Iterator[M]:
-    """The items as first seen, each id once (a repeated card would be its price twice); the
-    repeats are counted in one warning naming `where`."""
-    seen: set[str] = set()
-    repeated: list[str] = []
-    for item in items:
-        if item.id in seen:
-            repeated.append(item.id)
-            continue
-        seen.add(item.id)
-        yield item
-    if repeated:
-        logger.warning(
-            "%s: items seen again on a later page, each kept once: %d (first: %r)",
-            where,
-            len(repeated),
-            repeated[0],
-        )

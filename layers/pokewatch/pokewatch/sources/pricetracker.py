@@ -41,6 +41,7 @@ from pokewatch.settings import Settings
 from pokewatch.sources.base import (
     SourceError,
     check_list_length,
+    each_once,
     naming,
     observations_frame,
     valid_items,
@@ -223,12 +224,13 @@ class PriceTrackerSource:
         with naming(where):
             return observations_frame(candidates, where=where)
 
-    def _paged[M: BaseModel](
+    def _paged[M: PriceTrackerCard | PriceTrackerSet](
         self, path: str, model: type[M], params: Mapping[str, str | int], limit: int
     ) -> Iterator[M]:
-        """Every valid item of an offset-paged list (see `valid_items`)."""
-        items = self._items(path, params, limit)
-        return valid_items(items, model, f"GET {self.client.base_url}/{path}")
+        """Every valid item of an offset-paged list (see `valid_items`), each once: an item
+        added before the offset while the list is read moves the next page's items back."""
+        where = f"GET {self.client.base_url}/{path}"
+        return each_once(valid_items(self._items(path, params, limit), model, where), where)
 
     def _items(self, path: str, params: Mapping[str, str | int], limit: int) -> Iterator[Any]:
         """Every item of an offset-paged list, as the API wrote it."""
