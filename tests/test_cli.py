@@ -721,6 +721,12 @@ def _run_folders(store: Path) -> list[str]:
     return sorted(p.relative_to(store).as_posix() for p in found if p.is_dir())
 
 
+def _run_day(run_id: str) -> dt.date:
+    """The day a run without --as-of is dated (the plan's UTC date, which its id starts with):
+    the clock read after the run may be past midnight already."""
+    return dt.datetime.strptime(run_id[:8], "%Y%m%d").date()
+
+
 def test_ctrl_c_during_a_run_says_so_and_removes_the_runs_partial_files(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -732,7 +738,7 @@ def test_ctrl_c_during_a_run_says_so_and_removes_the_runs_partial_files(
 
     assert code == 130
     run_id = at[0].split("/")[1]  # models/<run_id>/model.skops
-    day = dt.datetime.now(dt.UTC).date()
+    day = _run_day(run_id)
     assert _last_line(err) == (
         "pokewatch: interrupted during Train: nothing in service changed; removed the run's "
         f"partial files (features/dt={day}/{run_id}/, models/{run_id}/); run the same command "
@@ -757,7 +763,7 @@ def test_ctrl_c_after_the_promotion_says_the_model_is_in_service_and_keeps_its_f
         f"pokewatch: interrupted during Promote, after model {version} was put in service (its "
         "notice was not written)\n"
     )
-    day = dt.datetime.now(dt.UTC).date()
+    day = _run_day(version)
     assert _run_folders(store) == [f"features/dt={day}/{version}", f"models/{version}"]
 
 
