@@ -767,6 +767,21 @@ def test_ctrl_c_after_the_promotion_says_the_model_is_in_service_and_keeps_its_f
     assert _run_folders(store) == [f"features/dt={day}/{version}", f"models/{version}"]
 
 
+def test_a_second_ctrl_c_while_the_first_is_settled_still_says_so(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The second interrupt, in the removal of the run's partial files, exited 130 without a word.
+    _interrupt_when(monkeypatch, "put_bytes", lambda key: key.endswith("/model.skops"))
+    _interrupt_when(monkeypatch, "delete_folder", lambda prefix: True)
+
+    code, _, err = _run(
+        capsys, "pipeline", "run", "--cards", "20", "--store", str(tmp_path / "store")
+    )
+
+    assert code == 130
+    assert _last_line(err) == "pokewatch: interrupted\n"
+
+
 def test_ctrl_c_before_the_plan_made_a_run_removes_nothing(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

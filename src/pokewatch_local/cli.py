@@ -29,6 +29,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"pokewatch: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
+        # A command that settles its own interrupt says more (`PipelineInterrupted`); this is
+        # any other, or a second Ctrl-C while the first was being settled.
+        print("pokewatch: interrupted", file=sys.stderr)
         return 130
 
 
