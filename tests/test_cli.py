@@ -767,6 +767,28 @@ def test_ctrl_c_after_the_promotion_says_the_model_is_in_service_and_keeps_its_f
     assert _run_folders(store) == [f"features/dt={day}/{version}", f"models/{version}"]
 
 
+def test_ctrl_c_between_the_promotions_two_writes_keeps_the_logged_model(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The log named the model, the pointer did not yet, and its files were removed: a repair of
+    # a damaged pointer (back to the log's last record) would then name a model with no files.
+    _interrupt_when(monkeypatch, "put_if_unchanged", lambda key: key == "models/current.json")
+    store = tmp_path / "store"
+
+    code, _, err = _run(capsys, "pipeline", "run", "--cards", "20", "--store", str(store))
+
+    assert code == 130
+    (version,) = [p.name for p in (store / "models").iterdir() if p.is_dir()]
+    assert not (store / "models/current.json").exists()
+    assert _run_folders(store) == [f"models/{version}"]
+    assert _last_line(err) == (
+        "pokewatch: interrupted during Promote: nothing in service changed; removed the run's "
+        f"partial files (features/dt={_run_day(version)}/{version}/); run the same command "
+        "again to finish\n"
+    )
+    assert _run(capsys, "models", "promote", version, "--store", str(store))[0] == 0
+
+
 def test_a_second_ctrl_c_while_the_first_is_settled_still_says_so(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

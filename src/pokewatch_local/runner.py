@@ -123,19 +123,24 @@ class RunTracker:
 def discard_run(store: ArtifactStore, run: RunConfig) -> tuple[bool | None, list[str]]:
     """After an interrupt: whether `run`'s model is in service (None: the store cannot be read
     to tell), and, when it is not and the store is local, the run's own folders removed (its
-    history and feature tables, its model files: nothing reads them but the run itself). An S3
-    store's run tables expire by the bucket's lifecycle rule (template.yaml)."""
+    history and feature tables, its model files: nothing reads them but the run itself, unless
+    its promotion was logged before the interrupt). An S3 store's run tables expire by the
+    bucket's lifecycle rule (template.yaml)."""
     try:
-        promoted = registry.current(store)
-    except registry.DamagedRecord:
-        promoted = None  # the run's promote would have repaired it
+        try:
+            promoted = registry.current(store)
+        except registry.DamagedRecord:
+            promoted = None  # the run's promote would have repaired it
+        if promoted is not None and promoted.version == run.run_id:
+            return True, []
+        keep_model = registry.logged(store, run.run_id)
     except (BotoCoreError, ClientError, OSError):
         return None, []
-    if promoted is not None and promoted.version == run.run_id:
-        return True, []
     if not isinstance(store, LocalStore):
         return False, []
-    folders = [keys.features(run.as_of, f"{run.run_id}/"), keys.model_artifact(run.run_id, "")]
+    folders = [keys.features(run.as_of, f"{run.run_id}/")]
+    if not keep_model:
+        folders.append(keys.model_artifact(run.run_id, ""))
     return False, [folder for folder in folders if store.delete_folder(folder)]
 
 

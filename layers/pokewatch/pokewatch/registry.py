@@ -60,6 +60,16 @@ def _pointer_record(store: ArtifactStore, pointer: Tagged | None) -> Promotion |
         ) from None
 
 
+def logged(store: ArtifactStore, version: str) -> bool:
+    """Whether the promotion log records a promotion of `version` (True when the log cannot be
+    read). A promotion stopped between its two writes leaves its record without the pointer: a
+    repair of a damaged pointer may put that model in service, so its files must stay."""
+    try:
+        return any(record.version == version for record in _read_log(store)[0])
+    except DamagedRecord:
+        return True
+
+
 def versions(store: ArtifactStore) -> list[str]:
     """Every model version in the store, oldest first (versions sort by time)."""
     found = {
