@@ -400,11 +400,15 @@ def test_a_store_that_cannot_be_reached_is_one_line_naming_it(
 def test_models_list_of_a_damaged_pointer_is_one_line_naming_it(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    (tmp_path / "models").mkdir()
+    for version in ("v1", "v2"):
+        (tmp_path / "models" / version).mkdir(parents=True)
+        (tmp_path / "models" / version / "metrics.json").write_text("{}")
     (tmp_path / "models" / "current.json").write_text("garbage")
     code, _, err = _run(capsys, "models", "list", "--store", str(tmp_path))
     assert code == 2 and len(err.strip().splitlines()) == 1
     assert "models/current.json" in err and "models promote" in err
+    # The versions that command takes: the listing it would have printed is what failed.
+    assert err.rstrip().endswith("; versions in the store: v1, v2")
 
 
 def test_models_list_of_metrics_with_a_score_missing_or_not_a_number_lists_the_others(

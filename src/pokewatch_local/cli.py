@@ -505,7 +505,13 @@ def _models_list(args: argparse.Namespace) -> int:
     from pokewatch import registry
 
     with _registry_errors(args.store):
-        models = registry.list_models(_open_store(args.store))
+        store = _open_store(args.store)
+        try:
+            models = registry.list_models(store)
+        except registry.DamagedRecord as exc:
+            # Its way out is `models promote VERSION`, and this is the command that lists them.
+            known = ", ".join(registry.versions(store)) or "none"
+            raise CliError(f"{exc}; versions in the store: {known}") from exc
     if not models:  # a mistyped --store is an empty store too: say so rather than print nothing
         print(f"no model in {args.store} yet: `pokewatch pipeline run` trains one", file=sys.stderr)
     for model in models:
