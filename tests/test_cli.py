@@ -310,7 +310,37 @@ def test_backtest_horizon_is_held_to_the_settings_bounds(
     prices = _market_csv(tmp_path / "prices.csv", weeks=12)
     code, _, err = _run(capsys, "backtest", "--input", str(prices), "--horizon-days", "400")
     assert code == 2
-    assert "horizon_days: Input should be less than or equal to 365" in err
+    # Named as the user wrote it: the option, not the setting behind it.
+    assert err == "pokewatch: error: --horizon-days: Input should be less than or equal to 365\n"
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ("pipeline", "run"),
+        ("invoke", "plan"),
+        ("serve", "--host", "no-such-host.invalid"),  # fails fast, were it not refused
+        ("backtest", "--input", "prices.csv"),
+    ],
+)
+def test_a_bad_setting_is_named_by_its_environment_variable(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    argv: tuple[str, ...],
+) -> None:
+    # A setting's own name (`sample_cards`) is nowhere the user wrote it; `invoke` called it an
+    # invalid event and `serve` answered every request with a 500 and a traceback.
+    _market_csv(tmp_path / "prices.csv", weeks=12)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("POKEWATCH_SAMPLE_CARDS", "abc")
+    monkeypatch.setenv("POKEWATCH_STORE", str(tmp_path / "store"))
+    code, out, err = _run(capsys, *argv)
+    assert code == 2 and out == ""
+    assert err == (
+        "pokewatch: error: POKEWATCH_SAMPLE_CARDS: Input should be a valid integer, unable to "
+        "parse string as an integer\n"
+    )
 
 
 DATE_RANGE = "must be a date from 1990-01-01 to 2100-12-31"

@@ -233,17 +233,25 @@ def _open_store(uri: str) -> Any:
         raise CliError(str(exc)) from exc
 
 
-def _settings() -> Any:
-    """The settings from the environment; a bad `POKEWATCH_*` value is one line naming it."""
+def _settings(flags: dict[str, tuple[str, Any]] | None = None) -> Any:
+    """The settings from the environment, with `flags` (setting: (option, its value)) given on
+    the command line over it; a bad value is one line naming where the user wrote it, the
+    option or the `POKEWATCH_*` variable (a setting's own name is found in neither)."""
     from pydantic import ValidationError
 
     from pokewatch.settings import Settings
-    from pokewatch.validation import problems
+    from pokewatch.validation import error_message
 
+    flags = flags or {}
     try:
-        return Settings()
+        return Settings(**{setting: value for setting, (_, value) in flags.items()})
     except ValidationError as exc:
-        raise CliError(f"settings: {problems(exc)}") from exc
+        named = []
+        for error in exc.errors():
+            setting = str(error["loc"][0]) if error["loc"] else ""
+            origin = flags[setting][0] if setting in flags else f"POKEWATCH_{setting.upper()}"
+            named.append(f"{origin if setting else 'settings'}: {error_message(dict(error))}")
+        raise CliError("; ".join(named)) from exc
 
 
 def _input_file(text: str) -> Path:
@@ -361,6 +369,8 @@ def _serve(args: argparse.Namespace) -> int:
     from pokewatch_local.lambda_runtime import LocalLambda
     from pokewatch_local.server import ApiGatewayApp, make_server
 
+    # A bad POKEWATCH_* value named now, not a 500 with a traceback on every request.
+    _settings()
     store = _open_store(args.store)
     template = _template(args)
     lambdas = LocalLambda(template, {"POKEWATCH_STORE": store.uri})
@@ -386,6 +396,8 @@ def _serve(args: argparse.Namespace) -> int:
 def _invoke(args: argparse.Namespace) -> int:
     from pokewatch_local.lambda_runtime import LocalLambda
 
+    # A bad POKEWATCH_* value named as such: inside the handler it reads as an invalid event.
+    _settings()
     event: Any = {}
     if args.event:
         try:
@@ -448,20 +460,14 @@ def _lambda_error(exc: Exception) -> dict[str, Any]:
 
 
 def _backtest(args: argparse.Namespace) -> int:
-    from pydantic import ValidationError
-
     from pokewatch.backtest import walk_forward
     from pokewatch.fair_price_model import NotEnoughHistory
-    from pokewatch.settings import Settings
     from pokewatch.sources.base import SourceError
     from pokewatch.sources.csv_file import read_long_csv
-    from pokewatch.validation import problems
 
-    try:
-        # Through the constructor, so that the command line is held to the settings' bounds.
-        settings = Settings(**({"horizon_days": args.horizon_days} if args.horizon_days else {}))
-    except ValidationError as exc:
-        raise CliError(f"settings: {problems(exc)}") from exc
+    # Through the settings, so that the command line is held to their bounds.
+    horizon = {"horizon_days": ("--horizon-days", args.horizon_days)} if args.horizon_days else {}
+    settings = _settings(horizon)
     path = _input_file(args.input)
     try:
         history = read_long_csv(
