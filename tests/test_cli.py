@@ -396,7 +396,7 @@ def test_models_commands_on_an_empty_store(
     code, _, err = _run(capsys, "models", "rollback", "--store", str(tmp_path))
     assert code == 2 and "no earlier model" in err
     code, _, err = _run(capsys, "models", "promote", "v0", "--store", str(tmp_path))
-    assert code == 2 and "no serving file" in err
+    assert code == 2 and "no model 'v0' in" in err
 
 
 @pytest.mark.parametrize(

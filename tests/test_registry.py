@@ -87,8 +87,22 @@ def test_a_manual_promotion_records_the_data_date_of_its_serving_file(
 
 
 def test_cannot_promote_a_version_without_serving_file(any_store: LocalStore | S3Store) -> None:
-    with pytest.raises(registry.RegistryError, match="no serving file"):
-        registry.promote(any_store, "ghost")
+    any_store.put_bytes(keys.model_artifact("partial", "metrics.json"), b'{"backtest": {}}')
+    with pytest.raises(registry.RegistryError, match="'partial' has no serving file"):
+        registry.promote(any_store, "partial")
+    assert registry.current(any_store) is None
+
+
+def test_promoting_a_version_not_in_the_store_says_there_is_no_such_model(
+    any_store: LocalStore | S3Store,
+) -> None:
+    # A mistyped version was said to have "no serving file", as if the model were damaged.
+    _model(any_store, "v1")
+    with pytest.raises(registry.RegistryError) as refused:
+        registry.promote(any_store, "v2")
+    assert str(refused.value) == (
+        f"no model 'v2' in {any_store.uri} (`pokewatch models list` names them)"
+    )
     assert registry.current(any_store) is None
 
 

@@ -325,6 +325,11 @@ def _servable(store: ArtifactStore, version: str) -> ServingTable:
             store.get_bytes(keys.model_artifact(version, keys.SERVING_FILE))
         )
     except ArtifactNotFound:
+        if version not in versions(store):
+            # A mistyped version: "has no serving file" sent the user looking for a file.
+            raise RegistryError(
+                f"no model {version!r} in {store.uri} (`pokewatch models list` names them)"
+            ) from None
         raise RegistryError(
             f"model {version!r} has no serving file; it cannot be put in service"
         ) from None
