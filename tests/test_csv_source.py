@@ -406,6 +406,41 @@ def test_line_numbers_survive_blank_lines(tmp_path: Path) -> None:
     assert result.total_rows == 3
 
 
+# A card name typed on two lines in a spreadsheet: its quoted field holds the line break.
+TWO_LINE_NAME = 'sv1-2_normal,2024-01-07,2,,"Pineco\r\nEx",,,,,'
+
+
+@pytest.mark.parametrize("newline", ["\n", "\r\n"])
+def test_line_numbers_count_the_line_breaks_inside_quoted_fields(
+    tmp_path: Path, newline: str
+) -> None:
+    # Each row was named as if on one line: every row after the name was a line too early.
+    path = tmp_path / "p.csv"
+    lines = [HEADER, GOOD[0], TWO_LINE_NAME, GOOD[1], "sv1-1_normal,nope,1,,,,,,,"]
+    path.write_bytes(newline.join(lines).encode() + b"\n")
+
+    result = read_csv(path, max_bad_share=0.5)
+
+    assert [b.line for b in result.bad_rows] == [6]
+    assert result.history["name"].tolist()[1] == "Pineco\r\nEx"
+
+
+def test_a_value_beyond_the_header_after_a_two_line_name_names_its_line(tmp_path: Path) -> None:
+    path = write_csv(tmp_path / "p.csv", [TWO_LINE_NAME, GOOD[0] + ",spare"])
+
+    with pytest.raises(SourceError, match=r"p\.csv:4: a field beyond the header's 10 columns"):
+        read_csv(path)
+
+
+def test_a_byte_that_is_not_utf8_after_a_two_line_name_names_its_line(tmp_path: Path) -> None:
+    path = tmp_path / "p.csv"
+    text = "\n".join([HEADER, TWO_LINE_NAME, "sv1-3_normal,2024-01-07,2,,Pokémon,,,,,", ""])
+    path.write_bytes(text.encode("cp1252"))
+
+    with pytest.raises(SourceError, match=r"not UTF-8: line 4 has the byte 0xe9"):
+        read_csv(path)
+
+
 def test_too_many_bad_rows_reject_the_file_naming_file_count_and_lines(tmp_path: Path) -> None:
     bad = [f"sv1-{i}_normal,not-a-date,1.0,,,,,,," for i in range(3)]
     path = write_csv(tmp_path / "p.csv", [*GOOD, *bad])

@@ -136,12 +136,11 @@ def read_long_csv(path: str | Path, max_bad_share: float, spike_factor: float) -
     price spikes at `spike_factor` (`price_spikes`: kept in the history, which loses nothing,
     and named with their lines because the features leave them out). Raises
     `SourceError` when the file cannot be read, lacks a required column, when the share of bad
-    rows is above `max_bad_share`, or when no row has a price.
-
-    Line numbers assume one line per row (no line breaks inside quoted fields).
+    rows is above `max_bad_share`, or when no row has a price. A row is named by the line it
+    starts on, counting the line breaks inside quoted fields before it.
     """
     name = str(path)
-    raw = _read_text_table(path)
+    raw, lines = _read_text_table(path)
     missing = [c for c in REQUIRED_COLUMNS if c not in raw.columns]
     if missing:
         raise SourceError(
@@ -151,7 +150,7 @@ def read_long_csv(path: str | Path, max_bad_share: float, spike_factor: float) -
     # Blank lines are kept by the reader only so that line numbers stay right.
     blank = (raw == "").all(axis=1)
     raw = raw[~blank]
-    lines = pd.Series(raw.index.to_numpy() + 2, index=raw.index)  # after the header, 1-based
+    lines = lines[~blank]
 
     parsed, problems = _parse_columns(raw)
     bad = _bad_table(raw, lines, problems)
@@ -188,11 +187,12 @@ def read_long_csv(path: str | Path, max_bad_share: float, spike_factor: float) -
     return result
 
 
-def _read_text_table(path: str | Path) -> pd.DataFrame:
-    """Every cell as stripped text ("" when empty), one row per line after the header. Header
-    names are stripped and in lower case: spreadsheets and hand edits write `CARD_ID` or `Date`.
-    A field beyond the header's (a delimiter at the end of every line, as some exports write)
-    is dropped when it is empty and an error naming its line when it holds a value."""
+def _read_text_table(path: str | Path) -> tuple[pd.DataFrame, pd.Series]:
+    """Every cell as stripped text ("" when empty), one row per record after the header, and
+    the line each row starts on. Header names are stripped and in lower case: spreadsheets and
+    hand edits write `CARD_ID` or `Date`. A field beyond the header's (a delimiter at the end of
+    every line, as some exports write) is dropped when it is empty and an error naming its line
+    when it holds a value."""
     try:
         try:
             header, raw = _read_csv(path)
@@ -217,18 +217,32 @@ def _read_text_table(path: str | Path) -> pd.DataFrame:
             f"{path}: column(s) {', '.join(repeated)} appear more than once in the header "
             "(names are compared in lower case)"
         )
+    lines = _start_lines(raw)
     spare = raw.iloc[:, -_SPARE_FIELDS:].fillna("").apply(lambda column: column.str.strip())
     beyond = (spare != "").to_numpy()
     if beyond.any():
         row, field = np.argwhere(beyond)[0]
         raise SourceError(
-            f"{path}:{row + 2}: a field beyond the header's {len(names)} columns holds "
+            f"{path}:{lines.iat[row]}: a field beyond the header's {len(names)} columns holds "
             f"{spare.iat[row, field][:QUOTED_CHARS]!r} (a value with an unquoted comma, or a "
             "column without a name?)"
         )
     raw = raw.iloc[:, :-_SPARE_FIELDS]
     raw.columns = names
-    return raw.apply(lambda column: column.str.strip())
+    return raw.apply(lambda column: column.str.strip()), lines
+
+
+def _start_lines(cells: pd.DataFrame) -> pd.Series:
+    """The 1-based line each data row starts on (the header is line 1): a quoted field may hold
+    line breaks (a name typed on two lines), and each one moves every later row a line down."""
+    breaks = np.zeros(len(cells), dtype=np.int64)
+    for _, column in cells.items():
+        # Most files hold none: testing a column's distinct values is cheap, counting its cells
+        # is not (a tenth of a second on the real history).
+        if any("\n" in value or "\r" in value for value in column.dropna().unique()):
+            breaks += column.str.count("\r\n|\r|\n").fillna(0).to_numpy(dtype=np.int64)
+    before = np.cumsum(breaks) - breaks
+    return pd.Series(np.arange(len(cells)) + 2 + before, index=cells.index)
 
 
 def _read_csv(path: str | Path, encoding_errors: str = "strict") -> tuple[list[str], pd.DataFrame]:
@@ -310,7 +324,7 @@ def _not_utf8(path: str | Path, error: UnicodeDecodeError) -> str:
         line = 1
     else:
         hit = replaced.apply(lambda column: column.str.contains("\ufffd", regex=False))
-        line = int(hit.any(axis=1).idxmax()) + 2  # a replaced byte is in some cell
+        line = int(_start_lines(replaced)[hit.any(axis=1)].iloc[0])  # some cell holds one
     byte = error.object[error.start : error.start + 1].hex()
     return (
         f"{path}: not UTF-8: line {line} has the byte 0x{byte}, which UTF-8 cannot decode "
