@@ -35,9 +35,15 @@ def test_the_csv_source_reads_the_configured_file(tmp_path: Path) -> None:
     assert source.list_sets(source.history["date"].max().date()) == ["sv1"]
 
 
-def test_the_csv_source_needs_a_file() -> None:
-    with pytest.raises(SourceError, match="POKEWATCH_CSV_INPUT"):
+def test_the_csv_source_needs_a_file_named_by_the_run_or_the_setting() -> None:
+    # `pokewatch invoke plan` with {"source": "csv"} was told only of the setting; the event's
+    # own `input` is the way a run names its file.
+    with pytest.raises(SourceError) as refused:
         get_source("csv", Settings(csv_input=None))
+    assert str(refused.value) == (
+        "the csv source needs a file: the run's `input` (`pokewatch pipeline run --input PATH`), "
+        "or POKEWATCH_CSV_INPUT"
+    )
 
 
 def test_the_api_sources_take_urls_and_sets_from_the_settings() -> None:

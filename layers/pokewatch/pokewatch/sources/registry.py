@@ -30,7 +30,11 @@ def get_source(name: str, settings: Settings) -> PriceSource:
             return PriceTrackerSource.from_settings(settings)
         case "csv":
             if not settings.csv_input:
-                raise SourceError("the csv source needs a file: set POKEWATCH_CSV_INPUT")
+                # The run's `input` fills this in; an event without one named only the setting.
+                raise SourceError(
+                    "the csv source needs a file: the run's `input` (`pokewatch pipeline run "
+                    "--input PATH`), or POKEWATCH_CSV_INPUT"
+                )
             path = Path(settings.csv_input)
             # The file's identity is part of the key: an edited file is read again.
             stamp = path.stat().st_mtime_ns if path.is_file() else None
