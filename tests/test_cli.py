@@ -162,8 +162,22 @@ def test_a_run_for_a_set_id_that_is_a_path_is_refused_naming_the_option(
         capsys, "pipeline", "run", "--sets", "sv1,a/../b", "--store", str(tmp_path)
     )
     assert (code, out) == (2, "")
-    assert err.startswith("pokewatch: error: --sets: ") and len(err.splitlines()) == 1
+    # It said only "String should match pattern '^\\w[\\w.\\-]*$'", and not which set.
+    assert err == (
+        "pokewatch: error: --sets: must be a set id such as sv1: letters, digits, '.', '_' or "
+        "'-', starting with a letter, digit or '_', found 'a/../b'\n"
+    )
     assert not any(tmp_path.iterdir())
+
+
+def test_a_set_id_in_the_environment_that_is_not_one_is_named_with_its_variable(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("POKEWATCH_SETS", "sv1, base 4")
+    code, out, err = _run(capsys, "pipeline", "run", "--store", str(tmp_path))
+    assert (code, out) == (2, "")
+    assert err.startswith("pokewatch: error: POKEWATCH_SETS: must be a set id such as sv1: ")
+    assert err.endswith(", found 'base 4'\n")
 
 
 def test_invoke_unknown_function_lists_the_known_ones(

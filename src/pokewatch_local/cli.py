@@ -240,7 +240,6 @@ def _settings(flags: dict[str, tuple[str, Any]] | None = None) -> Any:
     from pydantic import ValidationError
 
     from pokewatch.settings import Settings
-    from pokewatch.validation import error_message
 
     flags = flags or {}
     try:
@@ -250,7 +249,7 @@ def _settings(flags: dict[str, tuple[str, Any]] | None = None) -> Any:
         for error in exc.errors():
             setting = str(error["loc"][0]) if error["loc"] else ""
             origin = flags[setting][0] if setting in flags else f"POKEWATCH_{setting.upper()}"
-            named.append(f"{origin if setting else 'settings'}: {error_message(dict(error))}")
+            named.append(f"{origin if setting else 'settings'}: {_option_problem(error)}")
         raise CliError("; ".join(named)) from exc
 
 
@@ -342,14 +341,22 @@ def _check_run_request(request: dict[str, Any]) -> None:
     from pydantic import ValidationError
 
     from pokewatch.steps import RunRequest
-    from pokewatch.validation import error_message
 
     try:
         RunRequest.model_validate(request)
     except ValidationError as exc:
         error = exc.errors()[0]
         option = str(error["loc"][0]).replace("_", "-")
-        raise CliError(f"--{option}: {error_message(dict(error))}") from exc
+        raise CliError(f"--{option}: {_option_problem(error)}") from exc
+
+
+def _option_problem(error: Any) -> str:
+    """One pydantic error of an option's value; for one item of a list (`--sets sv1,a b`), the
+    item it is about, which the option's name alone does not say."""
+    from pokewatch.validation import error_message
+
+    problem = error_message(dict(error))
+    return f"{problem}, found {error['input']!r}" if len(error["loc"]) > 1 else problem
 
 
 def _check_writable(store: Any) -> None:

@@ -20,30 +20,42 @@ CARD_ID_PROBLEM = (
     f"must be a card print id such as {CARD_ID_EXAMPLE}: letters, digits, '.', '_' or '-', "
     "starting with a letter or digit"
 )
-_CARD_ID = re.compile(CARD_ID_PATTERN)
 
 
-def _card_id_syntax(value: object) -> object:
-    # pydantic's own message is the regex alone, which does not show what an id looks like.
-    if isinstance(value, str) and not _CARD_ID.fullmatch(value):
-        raise PydanticCustomError(
-            "string_pattern_mismatch", CARD_ID_PROBLEM, {"pattern": f"^{CARD_ID_PATTERN}$"}
-        )
-    return value
+def _syntax(pattern: str, problem: str) -> BeforeValidator:
+    """A validator that refuses a text not matching `pattern` (anchored) with `problem`:
+    pydantic's own message is the regex alone, which does not show what an id looks like."""
+    compiled = re.compile(pattern)
+
+    def check(value: object) -> object:
+        if isinstance(value, str) and not compiled.fullmatch(value):
+            raise PydanticCustomError("string_pattern_mismatch", problem, {"pattern": pattern})
+        return value
+
+    return BeforeValidator(check)
 
 
 #: The pattern is checked (with the message above) before the length; `Field` documents both.
 CardId = Annotated[
     str,
     Field(min_length=1, max_length=CARD_ID_MAX_LENGTH, pattern=f"^{CARD_ID_PATTERN}$"),
-    BeforeValidator(_card_id_syntax),
+    _syntax(f"^{CARD_ID_PATTERN}$", CARD_ID_PROBLEM),
 ]
 
 #: A set id names a raw partition's key (`.../set=<id>.parquet`): a `/` or `..` in it would write
 #: outside its partition, over another day's or set's snapshot. Letters of any script, digits,
 #: `_`, `.` and `-`, starting with a letter, digit or `_`.
 SET_ID_PATTERN = r"^\w[\w.\-]*$"
-SetId = Annotated[str, Field(min_length=1, max_length=CARD_ID_MAX_LENGTH, pattern=SET_ID_PATTERN)]
+#: What is wrong with a text that is not a set id (`--sets`, `POKEWATCH_SETS`, an event).
+SET_ID_PROBLEM = (
+    "must be a set id such as sv1: letters, digits, '.', '_' or '-', starting with a letter, "
+    "digit or '_'"
+)
+SetId = Annotated[
+    str,
+    Field(min_length=1, max_length=CARD_ID_MAX_LENGTH, pattern=SET_ID_PATTERN),
+    _syntax(SET_ID_PATTERN, SET_ID_PROBLEM),
+]
 
 
 def set_id_of(card_id: str) -> str:
