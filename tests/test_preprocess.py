@@ -48,6 +48,21 @@ def test_empty_sets_are_named_by_the_days_they_asked_for(tmp_path: Path) -> None
     )
 
 
+def test_partitions_the_run_collected_that_the_store_lacks_are_named(tmp_path: Path) -> None:
+    # `pokewatch invoke preprocess` with the sample event on a store of its own: the run had
+    # collected 6,400 rows, and the error said "failed sets: none; empty sets: none".
+    run = RunConfig(run_id="r1", source="sample", as_of=AS_OF)
+    key = keys.raw_partition("sample", AS_OF, "bp")
+    collected = [{"set_id": "bp", "key": key, "rows": 6400, "cards": 16}, _empty("g1", AS_OF)]
+    store = LocalStore(tmp_path)
+    with pytest.raises(NoDataCollected) as raised:
+        build_dataset(PreprocessInput(run=run, collected=collected), Settings(), store)
+    assert str(raised.value) == (
+        f"run r1 collected prices that are not in {store.uri}: {key} (collected into another "
+        "store, or removed since)"
+    )
+
+
 def test_a_typo_price_stays_in_the_history_and_is_named_and_left_out_of_the_features(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -32,6 +32,7 @@ def build_dataset(request: PreprocessInput, settings: Settings, store: ArtifactS
     failed = [CollectFailure.model_validate(r) for r in request.collected if "key" not in r]
     history = load_raw_history(store, run.source, run.as_of, settings.history_window_days)
     if history.empty or not any(r.rows for r in collected):
+        _check_partitions_present(run.run_id, collected, store)
         if not request.collected:  # the plan found no set with a price (or released) by as_of
             raise NoDataCollected(
                 f"no prices collected in run {run.run_id}: "
@@ -66,6 +67,23 @@ def build_dataset(request: PreprocessInput, settings: Settings, store: ArtifactS
         failed_sets=failed,
         price_spikes=len(spikes),
     )
+
+
+def _check_partitions_present(
+    run_id: str, collected: list[CollectResult], store: ArtifactStore
+) -> None:
+    """Raise NoDataCollected naming the partitions collect wrote that `store` does not hold
+    (an event replayed on another store, a partition removed since): the run did collect
+    prices, and "failed sets: none; empty sets: none" said nothing of where they went."""
+    missing = [r.key for r in collected if r.rows and not store.exists(r.key)]
+    if missing:
+        shown = ", ".join(missing[:3]) + (
+            f" and {len(missing) - 3} more" if len(missing) > 3 else ""
+        )
+        raise NoDataCollected(
+            f"run {run_id} collected prices that are not in {store.uri}: {shown} (collected "
+            "into another store, or removed since)"
+        )
 
 
 def _empty_sets(empty: list[CollectResult]) -> str:
