@@ -138,7 +138,7 @@ def test_a_missing_value_marker_in_the_date_is_a_missing_date(tmp_path: Path) ->
     ],
 )
 def test_a_bad_row_is_skipped_and_reported_with_file_and_line(
-    tmp_path: Path, row: str, reason: str
+    tmp_path: Path, row: str, reason: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     path = write_csv(tmp_path / "p.csv", [*GOOD[:2], row, *GOOD[2:]])
 
@@ -149,6 +149,7 @@ def test_a_bad_row_is_skipped_and_reported_with_file_and_line(
     assert bad.file == str(path)
     assert bad.line == 4  # header is line 1, then two good rows
     assert bad.reason.startswith(reason)
+    assert f"{path}: skipped 1 bad row: " in caplog.text  # not "1 bad rows"
 
 
 def test_an_unusable_optional_value_is_read_as_missing_with_one_warning_per_column(
@@ -465,7 +466,7 @@ def test_a_rejected_file_has_its_error_alone(
         "sv1-1_normal,someday,1.0,,,,,,,",
     ]
 
-    with pytest.raises(SourceError, match="1 bad rows of 3"):
+    with pytest.raises(SourceError, match=": 1 bad row of 3 "):  # not "1 bad rows"
         read_csv(write_csv(tmp_path / "p.csv", lines), max_bad_share=0.1)
 
     assert _source_logs(caplog) == []

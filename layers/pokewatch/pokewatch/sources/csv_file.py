@@ -165,7 +165,7 @@ def read_long_csv(path: str | Path, max_bad_share: float, spike_factor: float) -
     result = CsvReadResult(history=_history(parsed[good]), bad_rows=bad_rows, total_rows=len(raw))
     if result.bad_share > max_bad_share:
         raise SourceError(
-            f"{name}: {len(bad_rows)} bad rows of {result.total_rows} "
+            f"{name}: {_count(len(bad_rows), 'bad row')} of {result.total_rows} "
             f"({result.bad_share:.1%} > {max_bad_share:.1%} allowed): {_summary(name, bad)}"
         )
     if result.history.empty:
@@ -180,7 +180,9 @@ def read_long_csv(path: str | Path, max_bad_share: float, spike_factor: float) -
         raise SourceError(f"{name}: no priced rows ({found})")
     # Warnings only for a file that is read: a rejected one has its error.
     if bad_rows:
-        logger.warning("%s: skipped %d bad rows: %s", name, len(bad_rows), _summary(name, bad))
+        logger.warning(
+            "%s: skipped %s: %s", name, _count(len(bad_rows), "bad row"), _summary(name, bad)
+        )
     _warn_unusable_optional(name, raw[good], lines, problems)
     _warn_conflicting_prices(name, parsed[good], lines)
     _warn_spikes(name, result.history, lines[good], spike_factor)
